@@ -1,0 +1,33 @@
+# Tollgate — every target does its own set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: start the gateway on 127.0.0.1:8080 from examples/tollgate.yaml (mock provider built in)
+run: $(STAMP)
+	$(VENV)/bin/tollgate gateway --config examples/tollgate.yaml --host 127.0.0.1 --port 8080
+
+## test: install everything the suite needs (venv, packages, redis-server) and run it all
+test: $(STAMP)
+	bash scripts/ensure-tools.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: the latency/throughput benchmark against a fast fake upstream (not a test)
+bench: $(STAMP)
+	bash scripts/ensure-tools.sh
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gateway operator tests bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache

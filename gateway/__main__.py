@@ -1,0 +1,3 @@
+from tollgate.gateway.cli import main
+
+raise SystemExit(main())

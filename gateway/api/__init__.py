@@ -1,0 +1,1 @@
+"""HTTP surface: OpenAI-compatible routes, ops routes, and pure-ASGI middleware."""

@@ -1,0 +1,54 @@
+"""Helpers shared by the API routers: body reading, snapshot access, route headers."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from tollgate.gateway.errors import NotReady, PayloadTooLarge
+from tollgate.gateway.money import format_usd
+from tollgate.gateway.pipeline.call import Call
+from tollgate.gateway.runtime import Snapshot
+
+__all__ = ["read_body", "route_headers", "snapshot_of"]
+
+
+def snapshot_of(request: Request) -> Snapshot:
+    """The config this request will use from start to finish (read once)."""
+    snapshot: Snapshot | None = request.scope["state"]["holder"].current
+    if snapshot is None:
+        raise NotReady("the gateway has no valid configuration loaded yet; see /readyz")
+    return snapshot
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing more than `limit` bytes before reading them."""
+    declared = request.headers.get("content-length")
+    too_large = PayloadTooLarge(f"the request body is larger than the {limit}-byte limit")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def route_headers(call: Call) -> dict[str, str]:
+    headers = {"x-tollgate-attempts": str(len(call.attempts))}
+    if call.served_by is not None:
+        headers["x-tollgate-provider"] = call.served_by.provider
+        headers["x-tollgate-model"] = call.served_by.model
+    if call.key is not None:
+        headers["x-tollgate-key-id"] = call.key.id
+    return headers
+
+
+def cost_headers(call: Call) -> dict[str, str]:
+    if call.priced and call.cost_micros is not None:
+        return {"x-tollgate-cost-usd": format_usd(call.cost_micros)}
+    if call.served_by is not None:
+        return {"x-tollgate-cost-usd": "unknown"}
+    return {}

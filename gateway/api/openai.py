@@ -1,0 +1,82 @@
+"""OpenAI-compatible routes: parse the wire → Call → pipeline → render the wire."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tollgate.gateway import pipeline
+from tollgate.gateway.api.common import cost_headers, read_body, route_headers, snapshot_of
+from tollgate.gateway.pipeline.authenticate import authenticate, token_from_headers
+from tollgate.gateway.pipeline.authorize import models_for_key
+from tollgate.gateway.pipeline.call import Call, Endpoint
+from tollgate.gateway.pipeline.record import record
+from tollgate.gateway.errors import TollgateError
+from tollgate.gateway.schemas.openai import check_chat, check_embeddings, parse_json_object
+
+__all__ = ["routes"]
+
+
+def _new_call(request: Request, endpoint: Endpoint) -> Call:
+    """A Call for this request, authenticated before any of the body is read."""
+    call = Call(
+        request_id=request.scope["state"]["request_id"],
+        endpoint=endpoint,
+        snapshot=snapshot_of(request),
+        body={},
+        started=time.perf_counter(),
+        token=token_from_headers(
+            request.headers.get("authorization"), request.headers.get("x-api-key")
+        ),
+    )
+    try:
+        authenticate(call)
+    except TollgateError as error:
+        call.outcome, call.error_code = "rejected", error.code
+        record(call)
+        raise
+    return call
+
+
+async def chat_completions(request: Request) -> Response:
+    call = _new_call(request, "chat")
+    call.body = parse_json_object(await read_body(request, call.snapshot.max_body_bytes))
+    call.requested_model, call.stream, call.include_usage = check_chat(call.body)
+    if call.stream:
+        frames = await pipeline.run_stream(call)
+        return StreamingResponse(
+            frames, media_type="text/event-stream",
+            headers={**route_headers(call), "cache-control": "no-cache"},
+        )
+    reply = await pipeline.run(call)
+    return Response(reply.body, media_type="application/json",
+                    headers={**route_headers(call), **cost_headers(call)})
+
+
+async def embeddings(request: Request) -> Response:
+    call = _new_call(request, "embeddings")
+    call.body = parse_json_object(await read_body(request, call.snapshot.max_body_bytes))
+    call.requested_model = check_embeddings(call.body)
+    reply = await pipeline.run(call)
+    return Response(reply.body, media_type="application/json",
+                    headers={**route_headers(call), **cost_headers(call)})
+
+
+async def list_models(request: Request) -> Response:
+    call = _new_call(request, "chat")
+    assert call.key is not None
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": owner}
+        for name, owner in models_for_key(call.snapshot, call.key)
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+]

@@ -1,0 +1,97 @@
+"""The `tollgate` command: `tollgate gateway --config FILE` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tollgate.gateway.app import CONFIG_ENV
+    from tollgate.gateway.logs import configure_logging
+
+    if not os.path.exists(args.config):
+        print(f"tollgate: config file {args.config!r} does not exist", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level)
+    os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    uvicorn.run(
+        "tollgate.gateway.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=args.drain_seconds,
+        timeout_keep_alive=30,
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from tollgate.gateway.config.loader import ConfigError, read_config
+
+    try:
+        config, revision = read_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: invalid: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.config}: valid (revision {revision}, {len(config.providers)} providers, "
+          f"{len(config.virtual_keys)} virtual keys)")
+    return 0
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    import hashlib
+    import secrets
+
+    token = args.token or "tg-" + secrets.token_urlsafe(32)
+    if not args.token:
+        print(f"token:       {token}")
+    print(f"tokenSHA256: {hashlib.sha256(token.encode()).hexdigest()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tollgate", description="Tollgate: a Kubernetes-native LLM gateway.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gateway = commands.add_parser("gateway", help="run the gateway (OpenAI-compatible API)")
+    gateway.add_argument("--config", "-c", required=True, help="GatewayConfig YAML file")
+    gateway.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    gateway.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    gateway.add_argument("--log-level", default="info",
+                         choices=["debug", "info", "warning", "error"])
+    gateway.add_argument("--drain-seconds", type=int, default=30,
+                         help="on SIGTERM, wait this long for in-flight requests (default 30)")
+    gateway.set_defaults(run=_gateway)
+
+    check = commands.add_parser("check-config", help="validate a GatewayConfig file and exit")
+    check.add_argument("config")
+    check.set_defaults(run=_check)
+
+    hash_key = commands.add_parser(
+        "hash-key", help="print the tokenSHA256 of a virtual-key token (new token if none given)")
+    hash_key.add_argument("token", nargs="?")
+    hash_key.set_defaults(run=_hash_key)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""Call: the per-request object the pipeline stages read and extend, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tollgate.gateway.config.models import Target
+from tollgate.gateway.money import Micros
+from tollgate.gateway.pricing import Usage
+from tollgate.gateway.runtime import KeyPolicy, Snapshot
+
+__all__ = ["Attempt", "Call", "Endpoint"]
+
+Endpoint = Literal["chat", "embeddings"]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at one target, for the decision log and the `x-tollgate-attempts` header."""
+
+    provider: str
+    model: str
+    outcome: str  # "ok" or an error code such as "upstream_timeout"
+    seconds: float
+
+
+@dataclass(slots=True)
+class Call:
+    request_id: str
+    endpoint: Endpoint
+    snapshot: Snapshot
+    body: dict[str, Any]
+    started: float
+    stream: bool = False
+    include_usage: bool = False
+    token: str | None = None
+    key: KeyPolicy | None = None
+    requested_model: str = ""
+    route: tuple[Target, ...] = ()
+    attempts: list[Attempt] = field(default_factory=list)
+    served_by: Target | None = None
+    usage: Usage | None = None
+    cost_micros: Micros | None = None
+    priced: bool = False
+    outcome: str = "pending"
+    error_code: str | None = None

@@ -1,0 +1,1 @@
+"""Provider adapters behind one interface (base.Provider); registry.build() picks by type."""

@@ -1,0 +1,1 @@
+"""Tollgate's kopf operator (imported as tollgate.operator; never as top-level `operator`)."""
