@@ -1,0 +1,1 @@
+"""Test support: start real processes on loopback and build configs."""
