@@ -41,9 +41,11 @@ class Price:
     input: int
     cached_input: int
     output: int
+    max_output_tokens: int | None = None
 
     @classmethod
-    def from_strings(cls, input: str, output: str, cached_input: str | None) -> Price:
+    def from_strings(cls, input: str, output: str, cached_input: str | None,
+                     max_output_tokens: int | None = None) -> Price:
         picos_in = per_million_to_picos_per_token(input)
         return cls(
             input=picos_in,
@@ -51,6 +53,7 @@ class Price:
             cached_input=(
                 per_million_to_picos_per_token(cached_input) if cached_input else picos_in
             ),
+            max_output_tokens=max_output_tokens,
         )
 
     def cost(self, usage: Usage) -> Micros:
@@ -75,7 +78,8 @@ def load_catalog() -> Catalog:
     catalog: Catalog = {}
     for entry in raw["prices"]:
         catalog[(entry["provider"], entry["model"])] = Price.from_strings(
-            entry["input"], entry["output"], entry.get("cachedInput")
+            entry["input"], entry["output"], entry.get("cachedInput"),
+            entry.get("maxOutputTokens"),
         )
     return catalog
 
