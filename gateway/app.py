@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from tollgate.gateway import metrics
 from tollgate.gateway.api import openai as openai_api
@@ -93,10 +94,12 @@ def create_app(config_path: str, *, watch_interval: float = 0.25) -> FastAPI:
             Exception: _on_unexpected,
         },
     )
-    app.add_middleware(RequestIdMiddleware)
     return app
 
 
-def app_from_env() -> FastAPI:
-    """Factory for uvicorn (`--factory`), so several worker processes can each build the app."""
-    return create_app(os.environ[CONFIG_ENV])
+def app_from_env() -> ASGIApp:
+    """Factory for uvicorn (`--factory`), so several worker processes can each build the app.
+
+    The request-id middleware wraps the whole FastAPI app — outside Starlette's
+    ServerErrorMiddleware — so even an unexpected 500 carries `x-request-id`."""
+    return RequestIdMiddleware(create_app(os.environ[CONFIG_ENV]))

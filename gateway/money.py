@@ -37,6 +37,8 @@ def _decimal(text: str, what: str) -> Decimal:
         raise ValueError(f"{what} must be a finite decimal, got {text!r}")
     if value < 0:
         raise ValueError(f"{what} must not be negative, got {text!r}")
+    if value.adjusted() >= 13:
+        raise ValueError(f"{what} is too large, got {text!r}")
     return value
 
 

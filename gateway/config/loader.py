@@ -34,11 +34,13 @@ class ConfigError(ValueError):
 
 def _path_of(loc: tuple[int | str, ...]) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("openai", "openai-compatible", "mock", "function-after"):
-            continue  # discriminated-union tags and validator names are not user fields
+        elif i >= 2 and loc[i - 2] == "providers" and isinstance(loc[i - 1], int):
+            continue  # the discriminated union's tag (the provider type) is not a user field
+        elif part == "function-after":
+            continue  # a validator's name, not a field
         else:
             out += f".{part}" if out else str(part)
     return out or "(document)"
@@ -132,24 +134,37 @@ class ConfigWatcher(Generic[T]):
         return _Fingerprint(tuple(_stat(p) for p in [self.path, *self._extra]))
 
     def load(self) -> bool:
-        """One read-validate-swap; True when the new config is now served."""
-        self._seen = self._fingerprint()
+        """One read-validate-swap; True when the new config is now served.
+
+        Files are stat-ed *before* they are read, so a write landing during the build is seen
+        as a change on the next poll instead of being lost."""
+        before = _stat(self.path)
+        self._seen = _Fingerprint((before, *(_stat(p) for p in self._extra)))
         try:
             config, revision = read_config(self.path)
+            extra = self._watched_files(config)
+            extra_seen = tuple(_stat(p) for p in extra)
             snapshot = self._build(config, revision)
         except ConfigError as exc:
-            self.holder.last_error = str(exc)
-            log.error("config rejected; still serving the last good config: %s", exc,
-                      extra={"event": "config_rejected", "path": self.path})
-            self._on_result("rejected")
+            self._reject(str(exc))
             return False
-        self._extra = self._watched_files(config)
-        self._seen = self._fingerprint()
+        except Exception as exc:  # a bug must not kill hot reload: reject like a bad file
+            log.exception("config could not be applied", extra={"event": "config_rejected"})
+            self._reject(f"the config could not be applied ({type(exc).__name__}); see the log")
+            return False
+        self._extra = extra
+        self._seen = _Fingerprint((before, *extra_seen))
         self.holder.swap(snapshot)
         log.info("config loaded", extra={"event": "config_loaded", "revision": revision,
                                           "path": self.path})
         self._on_result("loaded")
         return True
+
+    def _reject(self, reason: str) -> None:
+        self.holder.last_error = reason
+        log.error("config rejected; still serving the last good config: %s", reason,
+                  extra={"event": "config_rejected", "path": self.path})
+        self._on_result("rejected")
 
     def changed(self) -> bool:
         return self._fingerprint() != self._seen

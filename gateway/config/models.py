@@ -280,11 +280,19 @@ class GatewayConfig(_Model):
         _unique("models", [m.name for m in self.models], problems)
         _unique("customers", [c.id for c in self.customers], problems)
         _unique("virtualKeys", [k.id for k in self.virtual_keys], problems)
-        hashes = [k.token_sha256 for k in self.virtual_keys] + [
-            k.previous_token_sha256 for k in self.virtual_keys if k.previous_token_sha256
-        ]
-        if len(set(hashes)) != len(hashes):
-            problems.append("virtualKeys: two keys share the same token hash")
+        owner_of_hash: dict[str, str] = {}
+        for i, key in enumerate(self.virtual_keys):
+            for field, value in (("tokenSHA256", key.token_sha256),
+                                 ("previousTokenSHA256", key.previous_token_sha256)):
+                if value is None:
+                    continue
+                owner = owner_of_hash.setdefault(value, key.id)
+                if owner != key.id or (field == "previousTokenSHA256"
+                                       and value == key.token_sha256):
+                    problems.append(
+                        f"virtualKeys[{i}].{field}: key {key.id!r} shares its token hash with "
+                        f"key {owner!r}; two keys share the same token hash"
+                    )
         for i, alias in enumerate(self.models):
             for j, target in enumerate(alias.targets):
                 if target.provider not in providers:

@@ -44,7 +44,8 @@ def authorize(call: Call) -> None:
         raise ModelNotFound(f"the model {model!r} does not exist or is not served here",
                             param="model")
     if in_chain:
-        targets += key.config.fallbacks
+        chain = key.config.fallbacks
+        targets += [t for t in chain if t.model == model] + [t for t in chain if t.model != model]
     route: list[Target] = []
     for target in targets:
         if key.allows_provider(target.provider) and target not in route:

@@ -1,0 +1,156 @@
+"""`--profile`: sample the gateway with py-spy while wrk saturates it, and summarise where its CPU
+goes (self and inclusive time per function, and per library). py-spy is optional
+(`.venv/bin/pip install py-spy`); the collapsed stacks are kept for flame-graph tools
+(speedscope.app and inferno read them)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.procs import BenchError
+from bench.wrk import run_wrk
+
+__all__ = ["profile_gateway", "summarise_collapsed"]
+
+_ROOT = str(Path(__file__).resolve().parents[1]) + "/"
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+# library buckets, first match wins (matched against the frame's file path)
+_BUCKETS = [
+    ("tollgate", ("tollgate/", _ROOT + "gateway/", "gateway/")),
+    ("prometheus_client", ("prometheus_client",)),
+    ("pydantic", ("pydantic",)),
+    ("fastapi", ("fastapi/",)),
+    ("starlette", ("starlette/",)),
+    ("uvicorn/httptools", ("uvicorn/", "httptools")),
+    ("aiohttp/yarl/multidict", ("aiohttp/", "yarl/", "multidict/", "aiohappyeyeballs")),
+    ("orjson/json", ("orjson", "json/")),
+    ("logging", ("logging/",)),
+    ("asyncio/uvloop", ("asyncio/", "uvloop")),
+]
+
+
+def _py_spy() -> str | None:
+    local = Path(sys.executable).with_name("py-spy")
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def _parse(frame: str) -> tuple[str, str]:
+    match = _FRAME.match(frame)
+    if match is None:
+        return frame, ""
+    path = match.group("file")
+    return match.group("func"), path
+
+
+def _short(path: str) -> str:
+    for marker in ("site-packages/", "/lib/python3", _ROOT):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return path
+
+
+def _bucket(path: str) -> str:
+    # py-spy shortens file names relative to sys.path (`starlette/routing.py`), so match prefixes
+    # of the short name as well as substrings of a full one.
+    for name, needles in _BUCKETS:
+        if any(path.startswith(n) or ("/" + n) in path for n in needles):
+            return name
+    return "other (stdlib, C)"
+
+
+def summarise_collapsed(text: str, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive sample shares from py-spy's `raw` (collapsed stack) output."""
+    self_time: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    buckets_self: Counter[str] = Counter()
+    buckets_incl: Counter[str] = Counter()
+    total = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [f for f in stack.split(";") if " (" in f and not f.startswith(("process ",
+                                                                               "thread "))]
+        if not frames:
+            continue
+        seen: set[str] = set()
+        seen_buckets: set[str] = set()
+        for frame in frames:
+            func, path = _parse(frame)
+            name = f"{func} ({_short(path)})"
+            if name not in seen:
+                inclusive[name] += count
+                seen.add(name)
+            bucket = _bucket(path)
+            if bucket not in seen_buckets:
+                buckets_incl[bucket] += count
+                seen_buckets.add(bucket)
+        func, path = _parse(frames[-1])
+        self_time[f"{func} ({_short(path)})"] += count
+        buckets_self[_bucket(path)] += count
+
+    def share(counter: Counter[str], limit: int | None) -> list[dict[str, Any]]:
+        return [{"name": name, "share": round(n / total, 4)}
+                for name, n in counter.most_common(limit)] if total else []
+
+    return {
+        "samples": total,
+        "self_by_library": share(buckets_self, None),
+        "inclusive_by_library": share(buckets_incl, None),
+        "top_self": share(self_time, top),
+        "top_inclusive": share(inclusive, top * 2),
+    }
+
+
+def profile_gateway(pid: int, url: str, script: Path, *, seconds: int, connections: int,
+                    load_prefix: list[str], out_dir: Path, stamp: str) -> dict[str, Any]:
+    """py-spy (on the load CPU) samples the gateway while wrk saturates it."""
+    py_spy = _py_spy()
+    if py_spy is None:
+        raise BenchError("--profile needs py-spy: .venv/bin/pip install py-spy")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw_path = out_dir / f"{stamp}-profile.collapsed"
+    command = [*load_prefix, py_spy, "record", "--pid", str(pid), "--rate", "250",
+               "--duration", str(seconds + 1), "--format", "raw", "--output", str(raw_path),
+               "--nonblocking"]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # let py-spy attach
+    load = run_wrk(url, script, connections=connections, seconds=seconds,
+                   cpu_prefix=load_prefix)
+    try:
+        _, err = spy.communicate(timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.communicate()
+        raise BenchError("py-spy did not finish") from None
+    if spy.returncode != 0 or not raw_path.exists():
+        raise BenchError(f"py-spy failed (exit {spy.returncode}): {err.decode(errors='replace')}")
+    summary = summarise_collapsed(raw_path.read_text(errors="replace"))
+    summary["collapsed_stacks"] = str(raw_path)
+    summary["load"] = load.as_dict()
+    return summary
+
+
+def format_profile(profile: dict[str, Any], top: int = 12) -> str:
+    lines = [f"\nprofile of the gateway at full load ({profile['samples']} samples, "
+             f"{profile['load']['rps']:.0f} req/s under py-spy); stacks: "
+             f"{profile['collapsed_stacks']}", "", "CPU by library (self / inclusive):"]
+    inclusive = {e["name"]: e["share"] for e in profile["inclusive_by_library"]}
+    for entry in profile["self_by_library"]:
+        lines.append(f"  {entry['share']:6.1%} / {inclusive.get(entry['name'], 0):6.1%}  "
+                     f"{entry['name']}")
+    lines += ["", "top functions by self time:"]
+    lines += [f"  {e['share']:6.1%}  {e['name']}" for e in profile["top_self"][:top]]
+    lines += ["", "top functions by inclusive time:"]
+    lines += [f"  {e['share']:6.1%}  {e['name']}" for e in profile["top_inclusive"][:top * 2]]
+    return "\n".join(lines)

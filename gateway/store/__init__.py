@@ -1,0 +1,46 @@
+"""Governance state: budgets, rate-limit windows and the usage ledger behind one Store protocol.
+
+Two real implementations: `RedisStore` (many replicas; one Lua script per call) and
+`EmbeddedStore` (standalone; one SQLite transaction per call). `open_store` picks by config.
+The implementations are imported lazily so the standalone gateway never imports redis-py.
+"""
+
+from tollgate.gateway.store.base import (
+    Admission,
+    BudgetCheck,
+    BudgetFigures,
+    LedgerRecord,
+    RateCheck,
+    RateFigures,
+    Release,
+    ReserveRequest,
+    Scope,
+    Settlement,
+    Store,
+    StoreError,
+    StoreOptions,
+    StoreUnavailable,
+    customer_scope,
+    key_scope,
+)
+from tollgate.gateway.store.factory import open_store
+
+__all__ = [
+    "Admission",
+    "BudgetCheck",
+    "BudgetFigures",
+    "LedgerRecord",
+    "RateCheck",
+    "RateFigures",
+    "Release",
+    "ReserveRequest",
+    "Scope",
+    "Settlement",
+    "Store",
+    "StoreError",
+    "StoreOptions",
+    "StoreUnavailable",
+    "customer_scope",
+    "key_scope",
+    "open_store",
+]
