@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
-
 from tollgate.gateway import metrics
 from tollgate.gateway.api import openai as openai_api
 from tollgate.gateway.api import ops

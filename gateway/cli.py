@@ -12,7 +12,6 @@ __all__ = ["main"]
 
 def _gateway(args: argparse.Namespace) -> int:
     import uvicorn
-
     from tollgate.gateway.app import CONFIG_ENV
     from tollgate.gateway.logs import configure_logging
 

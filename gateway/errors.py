@@ -166,4 +166,5 @@ class UpstreamClientError(UpstreamError):
     """The provider refused the request itself (4xx): returned to the caller, never retried."""
 
     type = "invalid_request_error"
+    code = "upstream_client_error"
     retryable = False

@@ -7,14 +7,12 @@ here, once, into the UpstreamError tree; nothing above this module sees aiohttp 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
-
 from tollgate.gateway.errors import UpstreamConnectError, UpstreamTimeout
 
 __all__ = ["AiohttpTransport", "StreamingReply", "Timeouts", "Transport", "TransportReply"]
@@ -75,7 +73,7 @@ class Transport(Protocol):
 def _translate_errors() -> Iterator[None]:
     try:
         yield
-    except (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout("the provider did not answer in time") from exc
     except aiohttp.ClientPayloadError as exc:
         raise UpstreamConnectError("the provider's connection broke mid-response") from exc

@@ -212,7 +212,10 @@ def build_crd(resource: CustomResource) -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": resource.name,
-            "labels": {"app.kubernetes.io/name": "tollgate", "app.kubernetes.io/part-of": "tollgate"},
+            "labels": {
+                "app.kubernetes.io/name": "tollgate",
+                "app.kubernetes.io/part-of": "tollgate",
+            },
         },
         "spec": {
             "group": GROUP,

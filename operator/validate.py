@@ -31,6 +31,7 @@ from tollgate.operator.models import (
     ProviderCredentialSpec,
     Rule,
     SecretKeyRef,
+    VirtualKeySpec,
 )
 
 __all__ = [
@@ -43,7 +44,9 @@ __all__ = [
     "Reason",
     "SecretIndex",
     "Severity",
+    "SPEC_MODELS",
     "check_metadata",
+    "check_object",
     "check_rules",
     "check_timezone",
     "duplicate",
@@ -131,7 +134,8 @@ def unsupported(field: str, value: Any, supported: Sequence[str]) -> FieldError:
 
 
 def too_long(field: str, maximum: int) -> FieldError:
-    return FieldError(field, ErrorType.TOO_LONG, detail=f"may not be more than {maximum} characters")
+    detail = f"may not be more than {maximum} characters"
+    return FieldError(field, ErrorType.TOO_LONG, detail=detail)
 
 
 def too_many(field: str, actual: int, maximum: int) -> FieldError:
@@ -400,6 +404,20 @@ def check_metadata(body: Mapping[str, Any]) -> list[FieldError]:
     return errors
 
 
+SPEC_MODELS: dict[str, type[BaseModel]] = {
+    "VirtualKey": VirtualKeySpec,
+    "ProviderCredential": ProviderCredentialSpec,
+}
+
+
+def check_object(body: Mapping[str, Any]) -> list[FieldError]:
+    """Everything admission would reject about one VirtualKey or ProviderCredential body:
+    metadata, schema and every CEL rule (through its Python twin)."""
+    errors = check_metadata(body)
+    _, spec_errors = parse_spec(SPEC_MODELS[str(body.get("kind"))], body.get("spec"))
+    return errors + spec_errors
+
+
 def check_timezone(field: str, name: str) -> FieldError | None:
     """An IANA zone the gateway can load; a budget period can't start in an unknown zone."""
     try:
@@ -453,8 +471,9 @@ def secret_value(
         detail = "" if secrets.complete else "not among the manifests; it must exist in the cluster"
         error = not_found(f"{field}.name", ref.name, detail)
         return None, Problem(obj, error, Reason.SECRET_NOT_FOUND, severity)
-    if ref.key not in data:
-        error = not_found(f"{field}.key", ref.key, f"Secret {ref.name!r} has no such key")
+    if not data.get(ref.key, b"").strip():
+        what = "has no such key" if ref.key not in data else "holds an empty value under it"
+        error = not_found(f"{field}.key", ref.key, f"Secret {ref.name!r} {what}")
         return None, Problem(obj, error, Reason.SECRET_KEY_NOT_FOUND)
     return data[ref.key], None
 

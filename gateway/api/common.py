@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-
 from tollgate.gateway.errors import NotReady, PayloadTooLarge
 from tollgate.gateway.money import format_usd
 from tollgate.gateway.pipeline.call import Call

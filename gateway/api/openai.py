@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-
 from tollgate.gateway import pipeline
 from tollgate.gateway.api.common import cost_headers, read_body, route_headers, snapshot_of
+from tollgate.gateway.errors import TollgateError
 from tollgate.gateway.pipeline.authenticate import authenticate, token_from_headers
 from tollgate.gateway.pipeline.authorize import models_for_key
 from tollgate.gateway.pipeline.call import Call, Endpoint
 from tollgate.gateway.pipeline.record import record
-from tollgate.gateway.errors import TollgateError
 from tollgate.gateway.schemas.openai import check_chat, check_embeddings, parse_json_object
 
 __all__ = ["routes"]
@@ -41,17 +42,28 @@ def _new_call(request: Request, endpoint: Endpoint) -> Call:
     return call
 
 
+@contextmanager
+def _route_headers_on_error(call: Call) -> Iterator[None]:
+    """Failed calls still say how many attempts were made and on which key."""
+    try:
+        yield
+    except TollgateError as error:
+        error.headers = {**route_headers(call), **error.headers}
+        raise
+
+
 async def chat_completions(request: Request) -> Response:
     call = _new_call(request, "chat")
     call.body = parse_json_object(await read_body(request, call.snapshot.max_body_bytes))
     call.requested_model, call.stream, call.include_usage = check_chat(call.body)
-    if call.stream:
-        frames = await pipeline.run_stream(call)
-        return StreamingResponse(
-            frames, media_type="text/event-stream",
-            headers={**route_headers(call), "cache-control": "no-cache"},
-        )
-    reply = await pipeline.run(call)
+    with _route_headers_on_error(call):
+        if call.stream:
+            frames = await pipeline.run_stream(call)
+            return StreamingResponse(
+                frames, media_type="text/event-stream",
+                headers={**route_headers(call), "cache-control": "no-cache"},
+            )
+        reply = await pipeline.run(call)
     return Response(reply.body, media_type="application/json",
                     headers={**route_headers(call), **cost_headers(call)})
 
@@ -60,7 +72,8 @@ async def embeddings(request: Request) -> Response:
     call = _new_call(request, "embeddings")
     call.body = parse_json_object(await read_body(request, call.snapshot.max_body_bytes))
     call.requested_model = check_embeddings(call.body)
-    reply = await pipeline.run(call)
+    with _route_headers_on_error(call):
+        reply = await pipeline.run(call)
     return Response(reply.body, media_type="application/json",
                     headers={**route_headers(call), **cost_headers(call)})
 

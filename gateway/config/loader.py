@@ -18,7 +18,6 @@ from typing import Generic, TypeVar
 
 import yaml
 from pydantic import ValidationError
-
 from tollgate.gateway.config.models import GatewayConfig
 
 __all__ = ["ConfigError", "ConfigHolder", "ConfigWatcher", "parse_config", "read_config"]

@@ -37,9 +37,10 @@ async def dispatch(call: Call) -> Reply:
             else:
                 reply = await provider.embeddings(call.body, target.model)
         except UpstreamError as exc:
-            call.attempts.append(
-                Attempt(target.provider, target.model, exc.code, time.perf_counter() - started)
-            )
+            # the class's code, never the upstream's own: it becomes a metric label
+            call.attempts.append(Attempt(
+                target.provider, target.model, type(exc).code, time.perf_counter() - started
+            ))
             if not exc.retryable:
                 raise
             last = exc
@@ -71,9 +72,10 @@ async def dispatch_stream(call: Call) -> tuple[ChatStream, bytes]:
         except UpstreamError as exc:
             if stream is not None:
                 await stream.aclose()
-            call.attempts.append(
-                Attempt(target.provider, target.model, exc.code, time.perf_counter() - started)
-            )
+            # the class's code, never the upstream's own: it becomes a metric label
+            call.attempts.append(Attempt(
+                target.provider, target.model, type(exc).code, time.perf_counter() - started
+            ))
             if not exc.retryable:
                 raise
             last = exc

@@ -6,11 +6,11 @@ forced on for streams, so every stream is metered); the reply body is returned b
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-
 from tollgate.gateway.config.models import OpenAICompatibleProvider, OpenAIProvider
 from tollgate.gateway.errors import (
     UpstreamClientError,
@@ -27,8 +27,17 @@ from tollgate.gateway.transport import Timeouts, Transport
 
 __all__ = ["OpenAIAdapter", "parse_openai_usage", "upstream_error"]
 
-_USAGE_MARKER = b'"usage":{'
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _DONE = b"[DONE]"
+
+
+def _token_count(value: Any, field: str) -> int:
+    """A usage figure: missing is 0; anything but a non-negative integer is a broken reply."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UpstreamServerError(f"the provider reported an invalid `{field}` in its usage")
+    return value
 
 
 def parse_openai_usage(usage: dict[str, Any] | None) -> Usage | None:
@@ -36,13 +45,17 @@ def parse_openai_usage(usage: dict[str, Any] | None) -> Usage | None:
     reasoning, so the figures are taken as they are."""
     if not isinstance(usage, dict):
         return None
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
+    completion_details = completion_details if isinstance(completion_details, dict) else {}
     return Usage(
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        input_tokens=_token_count(usage.get("prompt_tokens"), "prompt_tokens"),
+        output_tokens=_token_count(usage.get("completion_tokens"), "completion_tokens"),
+        cached_input_tokens=_token_count(prompt_details.get("cached_tokens"), "cached_tokens"),
+        reasoning_tokens=_token_count(
+            completion_details.get("reasoning_tokens"), "reasoning_tokens"
+        ),
     )
 
 
@@ -76,12 +89,14 @@ def _client_error_fields(body: bytes, secret: Secret | None) -> tuple[str, str |
         return "", None, None
     if not isinstance(error, dict):
         return "", None, None
-    message = str(error.get("message") or "")[:1000]
-    if secret is not None:
-        message = secret.scrub(message)
-    code, param = error.get("code"), error.get("param")
-    return (message, code if isinstance(code, str) else None,
-            param if isinstance(param, str) else None)
+    def clean(value: Any, limit: int) -> str | None:
+        if not isinstance(value, str):
+            return None
+        value = value[:limit]
+        return secret.scrub(value) if secret is not None else value
+
+    return clean(error.get("message"), 1000) or "", clean(error.get("code"), 200), \
+        clean(error.get("param"), 200)
 
 
 class OpenAIAdapter:
@@ -162,7 +177,7 @@ class OpenAIAdapter:
             if data == _DONE:
                 yield b"data: [DONE]\n\n"
                 return
-            if _USAGE_MARKER in data:
+            if _USAGE_OBJECT.search(data):
                 try:
                     chunk = orjson.loads(data)
                 except orjson.JSONDecodeError:

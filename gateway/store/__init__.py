@@ -24,12 +24,14 @@ from tollgate.gateway.store.base import (
     key_scope,
 )
 from tollgate.gateway.store.factory import open_store
+from tollgate.gateway.store.outbox import Outbox
 
 __all__ = [
     "Admission",
     "BudgetCheck",
     "BudgetFigures",
     "LedgerRecord",
+    "Outbox",
     "RateCheck",
     "RateFigures",
     "Release",

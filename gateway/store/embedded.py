@@ -205,6 +205,8 @@ class EmbeddedStore:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tollgate-store")
         self._thread_conn: sqlite3.Connection | None = None  # created on, used by, the thread
         self._commits = 0
+        self.contended_calls = 0
+        """Calls that found the write lock taken and finished on the worker thread."""
         self._background: Future[None] | None = None
         self._last_maintenance = time.monotonic()
         self._closed = False
@@ -229,7 +231,7 @@ class EmbeddedStore:
                 try:
                     result = fn(self._conn)
                 except _Busy:
-                    pass  # contended by another process: wait for the lock off the loop
+                    self.contended_calls += 1  # another process holds the lock: wait off-loop
                 else:
                     if writes:
                         self._after_commit(now_ms)

@@ -35,7 +35,6 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-
 from tollgate.gateway.store.base import (
     WINDOW_SECONDS,
     Admission,
@@ -111,21 +110,25 @@ class RedisStore:
         prefix: str = "tollgate:",
         connect_timeout: float = 0.5,
         timeout: float = 1.0,
-        max_connections: int = 256,
+        max_connections: int = 128,
     ) -> None:
         self.options = options or StoreOptions()
         self.prefix = prefix
         # One immediate retry rides over a pooled connection the server closed (restart); every
         # script is idempotent (reserve by request record, settle/release by marker), so a
         # retried call whose first reply was lost never counts twice.
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
+        # A blocking pool: a burst beyond `max_connections` waits (up to `timeout`) for a free
+        # connection instead of failing as if Redis were down.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=timeout,
             socket_connect_timeout=connect_timeout,
             socket_timeout=timeout,
             retry=Retry(NoBackoff(), 1),
-            max_connections=max_connections,
             decode_responses=False,
         )
+        self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._reserve = self._client.register_script(_script("reserve"))
         self._settle = self._client.register_script(_script("settle"))
         self._status = self._client.register_script(_script("status"))
@@ -289,10 +292,11 @@ class RedisStore:
         offset = 0
         while low < high:
             with _translate_errors():
-                page: list[tuple[bytes, float]] = await self._client.zrangebyscore(
+                reply: Any = await self._client.zrangebyscore(
                     self._ledger_key, low, f"({high}", start=offset, num=batch,
                     withscores=True,
                 )
+            page: list[tuple[bytes, float]] = reply
             for member, _score in page:
                 yield LedgerRecord.from_json(member)
             if len(page) < batch:

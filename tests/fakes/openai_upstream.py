@@ -276,7 +276,7 @@ class FakeOpenAI:
             self._loop = loop
             try:
                 loop.run_until_complete(self._setup())
-            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+            except BaseException as exc:  # handed to the starting thread
                 failure.append(exc)
                 ready.set()
                 loop.close()
@@ -298,13 +298,16 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        # handler_cancellation: when the gateway gives up on a request (timeout, client gone),
+        # the handler is cancelled instead of sleeping on; shutdown never waits on a stream.
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=0.5)
         await self._runner.setup()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, 0))
         self.port = int(listener.getsockname()[1])
-        await web.SockSite(self._runner, listener, shutdown_timeout=0.5).start()
+        await web.SockSite(self._runner, listener).start()
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -343,7 +346,8 @@ class FakeOpenAI:
     def _error(self, status: int, message: str, *, code: str | None = None,
                param: str | None = None, headers: dict[str, str] | None = None,
                spaced: bool = False) -> web.Response:
-        kind, default_code = _ERROR_TYPES.get(status, ("server_error", None))
+        fallback = ("invalid_request_error" if status < 500 else "server_error", None)
+        kind, default_code = _ERROR_TYPES.get(status, fallback)
         body = {"error": {"message": message, "type": kind, "param": param,
                           "code": code or default_code}}
         return web.Response(status=status, body=_dumps(body, spaced),

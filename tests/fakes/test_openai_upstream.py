@@ -11,6 +11,7 @@ import pytest
 
 from tests.fakes.openai_upstream import (
     FakeOpenAI,
+    Fault,
     break_stream_after,
     drop_connection,
     error_status,
@@ -100,7 +101,7 @@ def test_a_429_carries_retry_after_and_an_openai_error_body(
 
 @pytest.mark.parametrize("fault", [drop_connection(), slow_headers(1.0)],
                          ids=["dropped", "slow-headers"])
-def test_connection_faults_surface_as_sdk_connection_errors(fake: FakeOpenAI, fault):
+def test_connection_faults_surface_as_sdk_connection_errors(fake: FakeOpenAI, fault: Fault):
     fake.fail("any", fault)
     with openai.OpenAI(base_url=fake.base_url, api_key="sk", max_retries=0,
                        timeout=0.3) as impatient:
@@ -113,7 +114,7 @@ def test_connection_faults_surface_as_sdk_connection_errors(fake: FakeOpenAI, fa
     (break_stream_after(2), 2),
 ], ids=["before-first-chunk", "after-two-chunks"])
 def test_a_broken_stream_stops_after_the_given_events_without_done(
-        fake: FakeOpenAI, fault, events: int):
+        fake: FakeOpenAI, fault: Fault, events: int):
     fake.fail("any", fault)
     body = {"model": "any", "messages": HELLO, "stream": True}
     seen: list[str] = []
@@ -130,3 +131,10 @@ def test_embeddings_and_models_answer(client: openai.OpenAI):
     result = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
     assert [len(item.embedding) for item in result.data] == [8, 8]
     assert "gpt-4o-mini" in {m.id for m in client.models.list()}
+
+
+def test_a_required_key_turns_away_other_keys_with_401(fake: FakeOpenAI, client: openai.OpenAI):
+    fake.require_key("sk-the-right-one")
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.chat.completions.create(model="any", messages=HELLO)
+    assert caught.value.code == "invalid_api_key"

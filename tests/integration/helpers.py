@@ -23,6 +23,7 @@ __all__ = [
     "sync_client",
     "user",
     "wait_for_log",
+    "wait_until",
 ]
 
 # Short enough that a timeout test costs half a second, long enough for a loaded laptop.
@@ -90,4 +91,13 @@ def wait_for_log(gateway: GatewayProcess, matches: Callable[[dict[str, Any]], bo
                 return event
         if time.monotonic() > deadline:
             raise AssertionError(f"no matching log event within {timeout} s:\n{gateway.logs()}")
+        time.sleep(0.02)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 3.0, what: str = "") -> None:
+    """Poll `condition` every 20 ms for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {what or condition}")
         time.sleep(0.02)

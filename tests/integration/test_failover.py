@@ -6,6 +6,7 @@ but its API-key variable is never set. Timeouts are short so a timeout costs hal
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import httpx
@@ -55,8 +56,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, openai_upstream_server: Fa
         pricing=[{"provider": name, "model": MODEL, "inputPerMillionUSD": "1",
                   "outputPerMillionUSD": "2"} for name in ("first", "second")],
     )
-    env = {"FAILOVER_FIRST_KEY": FIRST_KEY, "FAILOVER_SECOND_KEY": SECOND_KEY,
-           "FAILOVER_NEVER_SET_KEY": ""}
+    assert "FAILOVER_NEVER_SET_KEY" not in os.environ
+    env = {"FAILOVER_FIRST_KEY": FIRST_KEY, "FAILOVER_SECOND_KEY": SECOND_KEY}
     with running_gateway(tmp_path_factory.mktemp("failover"), config, env) as process:
         yield process
 

@@ -37,11 +37,16 @@ def _pong(port: int) -> bool:
 
 
 class RedisServer:
-    """One redis-server process: no persistence, its own temp dir, a fixed port across restarts."""
+    """One redis-server process in its own temp dir, on a fixed port across restarts.
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    No persistence by default (a restart comes back empty, like a lost cache node);
+    `persistent=True` turns on an fsync-always append-only file, so data survives even kill()."""
+
+    def __init__(self, directory: Path, port: int | None = None, *,
+                 persistent: bool = False) -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.persistent = persistent
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -59,8 +64,9 @@ class RedisServer:
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-             "--daemonize", "no"],
+             "--save", "", "--dir", str(self.directory), "--daemonize", "no",
+             *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent
+               else ("--appendonly", "no"))],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         log.close()

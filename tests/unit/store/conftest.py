@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tollgate.gateway.store.base import Store
 
 from tests.support.redis import RedisServer
 from tests.unit.store.support import StoreSpec
-from tollgate.gateway.store.base import Store
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +25,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def redis_factory(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
-    """Dedicated redis-servers a test may kill and restart; all stopped at teardown."""
+def redis_factory(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Dedicated redis-servers a test may kill and restart (`persistent=True` keeps data
+    across restarts); all stopped at teardown."""
     started: list[RedisServer] = []
 
-    def factory() -> RedisServer:
-        server = RedisServer(tmp_path / f"redis-{len(started)}")
+    def factory(*, persistent: bool = False) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(started)}", persistent=persistent)
         server.start()
         started.append(server)
         return server
