@@ -10,7 +10,9 @@ import orjson
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -28,7 +28,8 @@ PICOS_PER_MICRO = 1_000_000
 
 def _decimal(text: str, what: str) -> Decimal:
     if not isinstance(text, str):
-        raise ValueError(f"{what} must be a decimal string such as '12.50', not {type(text).__name__}")
+        kind = type(text).__name__
+        raise ValueError(f"{what} must be a decimal string such as '12.50', not {kind}")
     try:
         value = Decimal(text.strip())
     except InvalidOperation:

@@ -71,7 +71,9 @@ class Provider(Protocol):
         """Serve a non-streaming chat completion for `model` (the upstream's model name)."""
         ...
 
-    async def chat_stream(self, body: dict[str, Any], model: str, include_usage: bool) -> ChatStream:
+    async def chat_stream(
+        self, body: dict[str, Any], model: str, include_usage: bool
+    ) -> ChatStream:
         """Open a stream; raise before returning if the provider refused. `include_usage`: the
         client asked for the usage chunk (the gateway always asks the provider for it)."""
         ...

@@ -98,7 +98,9 @@ class MockAdapter:
         }
         return Reply(body=orjson.dumps(reply), usage=usage)
 
-    async def chat_stream(self, body: dict[str, Any], model: str, include_usage: bool) -> ChatStream:
+    async def chat_stream(
+        self, body: dict[str, Any], model: str, include_usage: bool
+    ) -> ChatStream:
         await self._behave()
         text, usage, ident = self._answer(body)
         stream = ChatStream()

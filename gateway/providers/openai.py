@@ -149,7 +149,9 @@ class OpenAIAdapter:
     async def embeddings(self, body: dict[str, Any], model: str) -> Reply:
         return await self._post("/embeddings", {**body, "model": model})
 
-    async def chat_stream(self, body: dict[str, Any], model: str, include_usage: bool) -> ChatStream:
+    async def chat_stream(
+        self, body: dict[str, Any], model: str, include_usage: bool
+    ) -> ChatStream:
         self._check_available()
         options = dict(body.get("stream_options") or {})
         options["include_usage"] = True
