@@ -147,8 +147,19 @@ def upstream_requests(upstream_url: str) -> int:
         return int(json.loads(response.read())["requests"])
 
 
-def gateway_config(upstream_url: str, token: str, model: str, workdir: Path) -> dict[str, object]:
-    """One `openai-compatible` provider pointing at the fake, one priced model, one key."""
+def gateway_config(upstream_url: str, token: str, model: str, workdir: Path,
+                   with_limits: bool = False) -> dict[str, object]:
+    """One `openai-compatible` provider pointing at the fake, one priced model, one key
+    (`with_limits`: the key gets a budget and a rate limit too large to bite, so the governed
+    path — store reservation and settlement — is measured as well)."""
+    key: dict[str, object] = {
+        "id": "bench",
+        "customerId": "bench",
+        "tokenSHA256": hashlib.sha256(token.encode()).hexdigest(),
+    }
+    if with_limits:
+        key["budget"] = {"maxUSD": "1000000", "period": "monthly"}
+        key["rateLimit"] = {"requestsPerMinute": 100_000_000}
     return {
         "apiVersion": "tollgate.dev/v1alpha1",
         "kind": "GatewayConfig",
@@ -164,20 +175,16 @@ def gateway_config(upstream_url: str, token: str, model: str, workdir: Path) -> 
             "provider": "fake", "model": model,
             "inputPerMillionUSD": "0.15", "outputPerMillionUSD": "0.60",
         }],
-        "virtualKeys": [{
-            "id": "bench",
-            "customerId": "bench",
-            "tokenSHA256": hashlib.sha256(token.encode()).hexdigest(),
-        }],
+        "virtualKeys": [key],
     }
 
 
 def start_gateway(pinning: Pinning, workdir: Path, upstream_url: str, token: str,
-                  model: str) -> tuple[Proc, str]:
+                  model: str, with_limits: bool = False) -> tuple[Proc, str]:
     """`python -m tollgate.gateway gateway …` pinned to the gateway CPU; returns it and its URL."""
     config_path = workdir / "tollgate.yaml"
-    config_path.write_text(yaml.safe_dump(gateway_config(upstream_url, token, model, workdir),
-                                          sort_keys=False))
+    document = gateway_config(upstream_url, token, model, workdir, with_limits)
+    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
     port = free_port()
     log_path = workdir / "gateway.log"
     command = [

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import BenchError
-from bench.wrk import run_wrk
+from bench.wrk import WrkScript, run_wrk
 
 __all__ = ["profile_gateway", "summarise_collapsed"]
 
@@ -112,7 +112,7 @@ def summarise_collapsed(text: str, top: int = 15) -> dict[str, Any]:
     }
 
 
-def profile_gateway(pid: int, url: str, script: Path, *, seconds: int, connections: int,
+def profile_gateway(pid: int, url: str, script: WrkScript, *, seconds: int, connections: int,
                     load_prefix: list[str], out_dir: Path, stamp: str) -> dict[str, Any]:
     """py-spy (on the load CPU) samples the gateway while wrk saturates it."""
     py_spy = _py_spy()

@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -142,7 +143,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             if pinning.enabled else "off"))
 
     procs: list[Proc] = []
-    with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp, _runner() as runner:
+    workspace = tempfile.TemporaryDirectory(prefix="tgbench-", ignore_cleanup_errors=True)
+    with workspace as tmp, _runner() as runner:
         workdir = Path(tmp)
         try:
             fake, upstream_url = start_fake_upstream(
@@ -156,7 +158,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 _log(f"peer gateway at {gateway_url}: it must route model {model!r} to "
                      f"{upstream_url}/v1")
             else:
-                gateway, gateway_url = start_gateway(pinning, workdir, upstream_url, token, model)
+                gateway, gateway_url = start_gateway(pinning, workdir, upstream_url, token, model,
+                                                     with_limits=args.with_limits)
                 procs.append(gateway)
                 gateway_pid = gateway.pid
                 _log(f"gateway on {gateway_url} (pid {gateway.pid})")
@@ -175,8 +178,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "pinning": {"gateway_cpu": pinning.gateway_cpu, "load_cpu": pinning.load_cpu},
         "settings": {k: getattr(args, k) for k in (
             "rounds", "duration", "rate", "rate_duration", "stream_requests", "connections",
-            "warmup", "first_event_gap_ms")},
-        "gateway": "peer " + args.gateway_url if args.gateway_url else "tollgate (this repo)",
+            "warmup", "first_event_gap_ms", "with_limits")},
+        "gateway": ("peer " + args.gateway_url if args.gateway_url else
+                    "tollgate (this repo)" + (", key with budget + rate limit"
+                                              if args.with_limits else ", key without limits")),
+        "git": _git_state(),
     })
     return results
 
@@ -332,6 +338,19 @@ def _summarise(rounds: list[dict[str, Any]], pooled: dict[str, dict[str, list[fl
     return summary
 
 
+def _git_state() -> dict[str, Any]:
+    """The commit measured and whether gateway/ had uncommitted changes (read-only git)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "gateway"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": head, "gateway_files_uncommitted": len(dirty.splitlines())}
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as handle:
@@ -450,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="port for the fake upstream (default: any free port)")
     parser.add_argument("--api-key", help=f"bearer token to send (default {DEFAULT_TOKEN})")
     parser.add_argument("--model", help=f"model to request (default {DEFAULT_MODEL})")
+    parser.add_argument("--with-limits", action="store_true",
+                        help="give the virtual key a (never reached) budget and rate limit, to "
+                             "measure the governed path as well as the core path")
     parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs with taskset")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="first wait up to this long for other processes to go quiet "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.procs import BenchError
 
-__all__ = ["WrkResult", "run_wrk", "write_script"]
+__all__ = ["WrkResult", "WrkScript", "run_wrk", "write_script"]
 
 _MARK = "BENCH-JSON "
 
@@ -38,12 +38,27 @@ def _lua_string(text: str) -> str:
     return "[" + "=" * level + "[" + text + "]" + "=" * level + "]"
 
 
-def write_script(path: Path, body: bytes, headers: dict[str, str]) -> Path:
+@dataclass(frozen=True)
+class WrkScript:
+    """The Lua script's path and text; rewritten when missing (a shared /tmp gets cleaned)."""
+
+    path: Path
+    text: str
+
+    def ensure(self) -> Path:
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(self.text)
+        return self.path
+
+
+def write_script(path: Path, body: bytes, headers: dict[str, str]) -> WrkScript:
     lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body.decode())}"]
     for name, value in headers.items():
         lines.append(f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}")
-    path.write_text("\n".join(lines) + "\n" + _DONE_HOOK)
-    return path
+    script = WrkScript(path, "\n".join(lines) + "\n" + _DONE_HOOK)
+    path.write_text(script.text)
+    return script
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,7 @@ class WrkResult:
         }
 
 
-def run_wrk(url: str, script: Path, *, connections: int, seconds: int,
+def run_wrk(url: str, script: WrkScript, *, connections: int, seconds: int,
             cpu_prefix: list[str], threads: int = 1, timeout_s: int = 5) -> WrkResult:
     """Run wrk for `seconds` and parse its JSON line; fails if any request failed."""
     wrk = shutil.which("wrk")
@@ -81,7 +96,7 @@ def run_wrk(url: str, script: Path, *, connections: int, seconds: int,
         raise BenchError("wrk is not installed (scripts/ensure-tools.sh installs it)")
     command = [
         *cpu_prefix, wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, seconds)}s",
-        f"--timeout={timeout_s}s", "-s", str(script), url,
+        f"--timeout={timeout_s}s", "-s", str(script.ensure()), url,
     ]
     try:
         done = subprocess.run(command, capture_output=True, text=True,

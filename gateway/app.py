@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 from tollgate.gateway import metrics
+from tollgate.gateway.api import keys as keys_api
 from tollgate.gateway.api import openai as openai_api
 from tollgate.gateway.api import ops
 from tollgate.gateway.api.middleware import RequestIdMiddleware
@@ -24,6 +25,7 @@ from tollgate.gateway.config.loader import ConfigHolder, ConfigWatcher
 from tollgate.gateway.errors import InvalidRequest, ModelNotFound, TollgateError
 from tollgate.gateway.pricing import load_catalog
 from tollgate.gateway.runtime import Snapshot, build_snapshot, credential_files
+from tollgate.gateway.store.factory import StoreCache
 from tollgate.gateway.transport import AiohttpTransport
 
 __all__ = ["app_from_env", "create_app"]
@@ -67,11 +69,13 @@ def create_app(config_path: str, *, watch_interval: float = 0.25) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         transport = AiohttpTransport()
+        stores = StoreCache(base_dir=os.path.dirname(os.path.abspath(config_path)))
         catalog = load_catalog()
         holder: ConfigHolder[Snapshot] = ConfigHolder()
         watcher = ConfigWatcher(
             config_path, holder,
-            build=lambda config, revision: build_snapshot(config, revision, transport, catalog),
+            build=lambda config, revision: build_snapshot(
+                config, revision, transport, catalog, stores),
             watched_files=credential_files,
             on_result=_on_reload,
             interval=watch_interval,
@@ -83,10 +87,11 @@ def create_app(config_path: str, *, watch_interval: float = 0.25) -> FastAPI:
         finally:
             task.cancel()
             await transport.aclose()
+            await stores.aclose()
 
     app = FastAPI(
         title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
-        routes=[*openai_api.routes, *ops.routes],
+        routes=[*openai_api.routes, *keys_api.routes, *ops.routes],
         exception_handlers={
             TollgateError: _on_tollgate_error,
             HTTPException: _on_http_error,

@@ -60,6 +60,38 @@ def _hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage_export(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from tollgate.gateway.config.loader import ConfigError, read_config
+    from tollgate.gateway.store.factory import StoreCache
+    from tollgate.gateway.usage_export import export, parse_group_by
+
+    def when(text: str) -> datetime:
+        moment = datetime.fromisoformat(text)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    try:
+        config, _ = read_config(args.config)
+        group_by = parse_group_by(args.group_by)
+        since, until = when(args.since), when(args.until) if args.until else datetime.now(UTC)
+    except (ConfigError, ValueError) as exc:
+        print(f"tollgate usage export: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        stores = StoreCache(base_dir=os.path.dirname(os.path.abspath(args.config)))
+        store, _ = stores(config.store)
+        try:
+            return await export(store.ledger(since, until), group_by, args.format)
+        finally:
+            await stores.aclose()
+
+    sys.stdout.write(asyncio.run(run()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tollgate", description="Tollgate: a Kubernetes-native LLM gateway.")
@@ -84,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
         "hash-key", help="print the tokenSHA256 of a virtual-key token (new token if none given)")
     hash_key.add_argument("token", nargs="?")
     hash_key.set_defaults(run=_hash_key)
+
+    usage = commands.add_parser("usage", help="the usage ledger")
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True, metavar="COMMAND")
+    export = usage_commands.add_parser(
+        "export", help="export ledger records (raw or grouped) as CSV or JSON lines")
+    export.add_argument("--config", "-c", required=True,
+                        help="the gateway's GatewayConfig file (its `store` is read)")
+    export.add_argument("--since", required=True, help="ISO time, inclusive (UTC if no zone)")
+    export.add_argument("--until", help="ISO time, exclusive (default: now)")
+    export.add_argument("--group-by", help="e.g. customer,tag:billingCode (default: raw rows)")
+    export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    export.set_defaults(run=_usage_export)
     return parser
 
 

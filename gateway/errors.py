@@ -9,6 +9,7 @@
     ├── RateLimited                    (429 rate_limit_error / rate_limit_exceeded)
     │   └── BudgetExceeded             (429 insufficient_quota / budget_exceeded)
     ├── NotReady                       (503 api_error / config_not_loaded)
+    ├── GovernanceUnavailable          (503 api_error / store_unavailable)
     └── UpstreamError                  (502 api_error / upstream_error)
         ├── UpstreamConnectError       (502 … / upstream_unreachable)
         ├── UpstreamTimeout            (504 … / upstream_timeout)
@@ -31,6 +32,7 @@ __all__ = [
     "AuthenticationFailed",
     "BudgetExceeded",
     "InvalidRequest",
+    "GovernanceUnavailable",
     "ModelNotFound",
     "NotReady",
     "PayloadTooLarge",
@@ -128,6 +130,13 @@ class BudgetExceeded(RateLimited):
 class NotReady(TollgateError):
     status = 503
     code = "config_not_loaded"
+
+
+class GovernanceUnavailable(TollgateError):
+    """The budget/rate-limit store is unreachable and the key's policy is `deny`."""
+
+    status = 503
+    code = "store_unavailable"
 
 
 class UpstreamError(TollgateError):

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from tollgate.gateway.config.models import GatewayConfig, Target, VirtualKeyConfig
+from tollgate.gateway.config.models import (
+    CustomerConfig,
+    GatewayConfig,
+    StoreSettings,
+    Target,
+    VirtualKeyConfig,
+)
+from tollgate.gateway.money import parse_usd
 from tollgate.gateway.pricing import Catalog, Price, PriceBook
 from tollgate.gateway.providers import registry
 from tollgate.gateway.providers.base import Provider
+from tollgate.gateway.store.base import Store
+from tollgate.gateway.store.outbox import Outbox
 from tollgate.gateway.transport import Transport
 
-__all__ = ["KeyPolicy", "Snapshot", "build_snapshot", "credential_files"]
+__all__ = ["KeyPolicy", "Snapshot", "StoreOpener", "build_snapshot", "credential_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,18 @@ class KeyPolicy:
     allowed_providers: frozenset[str] | None
     expires_at: float | None
     fallback_models: frozenset[str]
+    customer: CustomerConfig | None = None
+    budget_limit_micros: int | None = None
+    customer_budget_limit_micros: int | None = None
+
+    @property
+    def governed(self) -> bool:
+        """Does any budget or rate limit apply (so admission needs the store)?"""
+        customer = self.customer
+        return bool(
+            self.config.budget or self.config.rate_limit
+            or (customer is not None and (customer.budget or customer.rate_limit))
+        )
 
     @property
     def id(self) -> str:
@@ -45,6 +67,8 @@ class Snapshot:
     aliases: dict[str, tuple[Target, ...]]
     model_index: dict[str, tuple[Target, ...]]
     prices: PriceBook
+    store: Store
+    outbox: Outbox
     loaded_at: datetime = field(default_factory=datetime.now)
 
     @property
@@ -52,18 +76,28 @@ class Snapshot:
         return self.config.server.max_body_bytes
 
 
-def _key_policy(key: VirtualKeyConfig) -> KeyPolicy:
+def _key_policy(key: VirtualKeyConfig, customers: dict[str, CustomerConfig]) -> KeyPolicy:
+    customer = customers.get(key.customer_id) if key.customer_id else None
     return KeyPolicy(
         config=key,
         allowed_models=frozenset(key.allowed_models) if key.allowed_models else None,
         allowed_providers=frozenset(key.allowed_providers) if key.allowed_providers else None,
         expires_at=key.expires_at.timestamp() if key.expires_at else None,
         fallback_models=frozenset(t.model for t in key.fallbacks),
+        customer=customer,
+        budget_limit_micros=parse_usd(key.budget.max_usd) if key.budget else None,
+        customer_budget_limit_micros=(
+            parse_usd(customer.budget.max_usd) if customer and customer.budget else None
+        ),
     )
 
 
+class StoreOpener(Protocol):
+    def __call__(self, settings: StoreSettings) -> tuple[Store, Outbox]: ...
+
+
 def build_snapshot(config: GatewayConfig, revision: str, transport: Transport,
-                   catalog: Catalog) -> Snapshot:
+                   catalog: Catalog, open_store: StoreOpener) -> Snapshot:
     """Everything a request needs, precomputed from a validated config."""
     provider_types = {p.name: p.type for p in config.providers}
     overrides = {
@@ -83,14 +117,16 @@ def build_snapshot(config: GatewayConfig, revision: str, transport: Transport,
         for model in provider.served_models():
             model_index.setdefault(model, []).append(Target(provider=name, model=model))
 
+    customers = {c.id: c for c in config.customers}
     keys: dict[str, KeyPolicy] = {}
     for key in config.virtual_keys:
-        policy = _key_policy(key)
+        policy = _key_policy(key, customers)
         keys[key.token_sha256] = policy
         if key.previous_token_sha256:
             keys[key.previous_token_sha256] = policy
     # An alias may reuse a served model's name (a model group); the alias wins.
     aliases = {alias.name: alias.targets for alias in config.models}
+    store, outbox = open_store(config.store)
     return Snapshot(
         config=config,
         revision=revision,
@@ -99,6 +135,8 @@ def build_snapshot(config: GatewayConfig, revision: str, transport: Transport,
         aliases=aliases,
         model_index={m: tuple(t) for m, t in model_index.items()},
         prices=prices,
+        store=store,
+        outbox=outbox,
     )
 
 

@@ -291,8 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, "utf-8")
     verb = "out of date" if args.check else "written"
-    for path in stale:
-        print(f"{path}: {verb}", file=sys.stderr)
+    for written in stale:
+        print(f"{written}: {verb}", file=sys.stderr)
     return 1 if args.check and stale else 0
 
 

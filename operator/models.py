@@ -366,8 +366,11 @@ class VirtualKeySpec(_Model):
 
     __rules__ = (
         Rule(
-            cel="!has(self.allowedProviders) || !has(self.fallbacks) || "
-            "self.fallbacks.all(f, f.provider in self.allowedProviders)",
+            # A conditional, not `!has(...) || ...`: cel-python evaluates both sides of `||`
+            # and its error values grow exponentially with the list (the API server's CEL is
+            # fine either way).
+            cel="has(self.allowedProviders) && has(self.fallbacks) ? "
+            "self.fallbacks.all(f, f.provider in self.allowedProviders) : true",
             message="every `fallbacks[].provider` must be listed in `allowedProviders` when "
             "`allowedProviders` is set",
             check=lambda s: (

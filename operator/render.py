@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tollgate.gateway.config.models import GatewayConfig
+from tollgate.gateway.config.models import GatewayConfig, StoreSettings, Timeouts
 from tollgate.operator.keys import (
     PREVIOUS_TOKEN_KEY,
     TOKEN_KEY,
@@ -71,6 +71,7 @@ __all__ = [
     "CONFIG_PART_KEY",
     "CREDENTIALS_MOUNT_PATH",
     "MAX_PROVIDERS",
+    "PROVIDERS",
     "SHARD_MAX_BYTES",
     "RenderError",
     "RenderOptions",
@@ -81,6 +82,7 @@ __all__ = [
     "credentials_secret",
     "dump_yaml",
     "gateway_name",
+    "lease_seconds",
     "render",
     "render_credentials",
     "shard",
@@ -185,7 +187,7 @@ def _spec_problems(obj: ObjectRef, errors: Iterable[FieldError]) -> list[Problem
 # --- ProviderCredentials --------------------------------------------------------------------
 
 
-def _timeouts(spec: ProviderCredentialSpec) -> dict[str, int]:
+def _timeouts(spec: ProviderCredentialSpec) -> dict[str, Any]:
     if spec.timeouts is None:
         return {}
     values = spec.timeouts.model_dump(by_alias=True, exclude_none=True)
@@ -241,10 +243,34 @@ def _credential_key(provider: str) -> str:
     return f"{provider}.apiKey"
 
 
+def lease_seconds(options: RenderOptions) -> float | None:
+    """The gateway's budget-hold lease (`store.leaseSeconds`), which every provider's total
+    timeout must stay within; None when this gateway version has no such setting."""
+    field_info = StoreSettings.model_fields.get("lease_seconds")
+    if field_info is None:
+        return None
+    store = options.base.get("store") or {}
+    return float(store.get("leaseSeconds", field_info.default))
+
+
+def _total_seconds(spec: ProviderCredentialSpec) -> float:
+    if spec.timeouts is not None and spec.timeouts.total_seconds is not None:
+        return float(spec.timeouts.total_seconds)
+    return float(Timeouts.model_fields["total_seconds"].default)
+
+
+def _rejected_problem(obj: ObjectRef, detail: str) -> Problem:
+    return Problem(obj, forbidden("spec", f"the gateway's configuration validation rejects it: "
+                                          f"{detail}"), Reason.INVALID_SPEC)
+
+
 def _render_credentials(bodies: Iterable[Mapping[str, Any]], secrets: SecretIndex,
-                        options: RenderOptions) -> _Credentials:
+                        options: RenderOptions,
+                        rejected: Mapping[ObjectRef, str] | None = None) -> _Credentials:
     out = _Credentials()
     used: set[str] = set()
+    rejected = rejected or {}
+    lease = lease_seconds(options)
     for obj, body in sorted(((_ref("ProviderCredential", b), b) for b in bodies),
                             key=lambda pair: pair[0]):
         meta_errors = check_metadata(body)
@@ -262,6 +288,16 @@ def _render_credentials(bodies: Iterable[Mapping[str, Any]], secrets: SecretInde
             problems.append(Problem(obj, unsupported("spec.type", str(spec.type), supported),
                                     Reason.PROVIDER_NOT_SUPPORTED))
             not_served = f"type {str(spec.type)!r} is not supported by the gateway yet"
+        elif lease is not None and _total_seconds(spec) > lease:
+            total = _total_seconds(spec)
+            problems.append(Problem(obj, invalid(
+                "spec.timeouts.totalSeconds", int(total) if total.is_integer() else total,
+                f"must not exceed the gateway's `store.leaseSeconds` ({lease:g}), or a long "
+                "request would outlive its budget hold"), Reason.INVALID_SPEC))
+            not_served = "its total timeout outlasts the gateway's budget-hold lease"
+        elif obj in rejected:
+            problems.append(_rejected_problem(obj, rejected[obj]))
+            not_served = "the gateway's configuration validation rejects it"
         elif name in used:
             problems.append(Problem(obj, duplicate("metadata.name", obj.name,
                                                    f"its gateway name {name!r} is taken"),
@@ -422,8 +458,8 @@ def _render_key(obj: ObjectRef, spec: VirtualKeySpec, key_id: str, token: _Token
 
 
 def _render_keys(bodies: Iterable[Mapping[str, Any]], secrets: SecretIndex,
-                 credentials: CredentialIndex) -> tuple[list[dict[str, Any]],
-                                                        dict[ObjectRef, Report]]:
+                 credentials: CredentialIndex, rejected: Mapping[ObjectRef, str]
+                 ) -> tuple[list[dict[str, Any]], dict[ObjectRef, Report]]:
     entries: list[dict[str, Any]] = []
     reports: dict[ObjectRef, Report] = {}
     ids: set[str] = set()
@@ -438,7 +474,9 @@ def _render_keys(bodies: Iterable[Mapping[str, Any]], secrets: SecretIndex,
         problems = _spec_problems(obj, errors)
         entry: dict[str, Any] | None = None
         key_id = gateway_name(obj.namespace, obj.name)
-        if spec is not None:
+        if spec is not None and obj in rejected:
+            problems.append(_rejected_problem(obj, rejected[obj]))
+        elif spec is not None:
             token, problem = _token(obj, spec, secrets)
             if problem is not None:
                 problems.append(problem)
@@ -469,6 +507,33 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_MAX_PASSES = 5
+_ENTRY = re.compile(r"^(providers|virtualKeys)\[(\d+)\]")
+
+
+def _culprits(exc: ValidationError, config: Mapping[str, Any],
+              owners: Mapping[tuple[str, str], ObjectRef]) -> dict[ObjectRef, str]:
+    """The objects whose entries the gateway's own validation rejected, with its message.
+
+    A safety net for rules the gateway adds after this renderer learned them: such an entry
+    is dropped and reported on its object instead of failing every tenant's config.
+    """
+    found: dict[ObjectRef, str] = {}
+    for error in exc.errors(include_url=False):
+        loc, message = tuple(error["loc"]), str(error["msg"]).removeprefix("Value error, ")
+        chunks = ([(loc[0], loc[1], message)] if len(loc) >= 2 and isinstance(loc[1], int)
+                  else [(m[1], int(m[2]), chunk) for chunk in message.split("; ")
+                        if (m := _ENTRY.match(chunk))])
+        for section, index, detail in chunks:
+            if section not in ("providers", "virtualKeys"):
+                continue
+            entry = config[section][index]
+            owner = owners.get((section, entry["name" if section == "providers" else "id"]))
+            if owner is not None:
+                found.setdefault(owner, detail)
+    return found
+
+
 def render(
     virtual_keys: Iterable[Mapping[str, Any]],
     provider_credentials: Iterable[Mapping[str, Any]],
@@ -476,28 +541,45 @@ def render(
     options: RenderOptions | None = None,
 ) -> Rendered:
     """Every custom resource → one GatewayConfig, the credentials Secret data and a report per
-    object (for its conditions). Raises RenderError only if the result fails the gateway's own
-    validation, which the checks here are meant to make impossible."""
+    object (for its conditions). Raises RenderError only when the gateway rejects the result
+    for a reason no single object explains (e.g. a bad `options.base`)."""
     options = options or RenderOptions()
     unknown = set(options.base) - set(_BASE_SECTIONS)
     if unknown:
         raise ValueError(f"`base` may only hold {', '.join(_BASE_SECTIONS)}; got {sorted(unknown)}")
+    key_bodies, credential_bodies = list(virtual_keys), list(provider_credentials)
     index = SecretIndex(secrets, complete=options.secrets_complete)
-    creds = _render_credentials(provider_credentials, index, options)
-    keys, key_reports = _render_keys(virtual_keys, index,
-                                     CredentialIndex(creds.infos, options.shared_namespaces))
+    rejected: dict[ObjectRef, str] = {}
+    for _ in range(_MAX_PASSES):
+        creds = _render_credentials(credential_bodies, index, options, rejected)
+        keys, key_reports = _render_keys(
+            key_bodies, index, CredentialIndex(creds.infos, options.shared_namespaces), rejected)
+        config = _document(creds, keys, options)
+        try:
+            GatewayConfig.model_validate(config)
+        except ValidationError as exc:
+            owners = {("providers", i.gateway_name): i.ref for i in creds.infos}
+            owners.update({("virtualKeys", r.gateway_name): r.obj
+                           for r in key_reports.values() if r.gateway_name})
+            culprits = _culprits(exc, config, owners)
+            if not culprits or culprits.keys() <= rejected.keys():
+                raise RenderError(f"the rendered GatewayConfig is invalid: {exc}") from None
+            rejected.update(culprits)
+            continue
+        return Rendered(config, dict(sorted(creds.data.items())),
+                        {**creds.reports, **key_reports})
+    raise RenderError("the gateway kept rejecting the rendered GatewayConfig")
+
+
+def _document(creds: _Credentials, keys: list[dict[str, Any]], options: RenderOptions
+              ) -> dict[str, Any]:
     document: dict[str, Any] = {"apiVersion": "tollgate.dev/v1alpha1", "kind": "GatewayConfig"}
     document.update({s: options.base[s] for s in _BASE_SECTIONS if s in options.base})
     document["providers"] = [creds.entries[name] for name in sorted(creds.entries)]
     document["virtualKeys"] = keys
     revision = hashlib.sha256(canonical_json(document).encode()).hexdigest()[:16]
-    config = {"apiVersion": document.pop("apiVersion"), "kind": document.pop("kind"),
-              "revision": revision, **document}
-    try:
-        GatewayConfig.model_validate(config)
-    except ValidationError as exc:
-        raise RenderError(f"the rendered GatewayConfig is invalid: {exc}") from None
-    return Rendered(config, dict(sorted(creds.data.items())), {**creds.reports, **key_reports})
+    return {"apiVersion": document.pop("apiVersion"), "kind": document.pop("kind"),
+            "revision": revision, **document}
 
 
 def render_credentials(
@@ -506,7 +588,9 @@ def render_credentials(
     options: RenderOptions | None = None,
 ) -> dict[str, str]:
     """Only the credentials Secret's `data` (base64), keyed `<provider>.apiKey`, which the
-    gateway mounts as files under `options.credentials_dir`."""
+    gateway mounts as files under `options.credentials_dir` — for a handler reacting to a
+    Secret change alone. `render().credentials` is authoritative: it also leaves out a
+    credential the gateway's own validation rejected."""
     options = options or RenderOptions()
     creds = _render_credentials(provider_credentials,
                                 SecretIndex(secrets, options.secrets_complete), options)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -338,15 +339,37 @@ def _key_of(item: Any, keys: Sequence[str]) -> dict[str, Any]:
 def _duplicates(list_type: ListType, field: str, items: Sequence[Any]) -> list[FieldError]:
     if list_type.type == "atomic":
         return []
-    seen: set[str] = set()
+    seen: set[Any] = set()
     errors: list[FieldError] = []
     for i, item in enumerate(items):
         key = _key_of(item, list_type.map_keys) if list_type.type == "map" else item
-        fingerprint = json.dumps(key, sort_keys=True, default=str)
-        if fingerprint in seen:
+        hashable = tuple(key.values()) if isinstance(key, dict) else key
+        if hashable in seen:
             errors.append(duplicate(f"{field}[{i}]", key))
-        seen.add(fingerprint)
+        seen.add(hashable)
     return errors
+
+
+@dataclass(frozen=True)
+class _FieldPlan:
+    name: str
+    alias: str
+    rules: tuple[Rule, ...]
+    list_types: tuple[ListType, ...]
+
+
+@cache
+def _plan(model: type[BaseModel]) -> tuple[_FieldPlan, ...]:
+    """Per model class, once: which fields carry rules or list types (check_rules is hot)."""
+    return tuple(
+        _FieldPlan(
+            name,
+            info.alias or name,
+            tuple(m for m in info.metadata if isinstance(m, Rule)),
+            tuple(m for m in info.metadata if isinstance(m, ListType)),
+        )
+        for name, info in model.model_fields.items()
+    )
 
 
 def check_rules(model: BaseModel, path: str) -> list[FieldError]:
@@ -359,22 +382,21 @@ def check_rules(model: BaseModel, path: str) -> list[FieldError]:
     for rule in getattr(type(model), "__rules__", ()):
         if not rule.check(model):
             errors.append(_rule_error(rule, path, model))
-    for name, info in type(model).model_fields.items():
-        value = getattr(model, name)
+    for plan in _plan(type(model)):
+        value = getattr(model, plan.name)
         if value is None:
             continue
-        field = f"{path}.{info.alias or name}"
-        for marker in info.metadata:
-            if isinstance(marker, Rule) and not marker.check(value):
-                errors.append(_rule_error(marker, field, value))
-            elif isinstance(marker, ListType):
-                errors.extend(_duplicates(marker, field, value))
+        field = f"{path}.{plan.alias}"
+        for rule in plan.rules:
+            if not rule.check(value):
+                errors.append(_rule_error(rule, field, value))
+        for list_type in plan.list_types:
+            errors.extend(_duplicates(list_type, field, value))
         if isinstance(value, BaseModel):
             errors.extend(check_rules(value, field))
-        elif isinstance(value, tuple):
+        elif isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
             for i, item in enumerate(value):
-                if isinstance(item, BaseModel):
-                    errors.extend(check_rules(item, f"{field}[{i}]"))
+                errors.extend(check_rules(item, f"{field}[{i}]"))
     return errors
 
 

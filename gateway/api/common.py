@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from tollgate.gateway.errors import NotReady, PayloadTooLarge
 from tollgate.gateway.money import format_usd
 from tollgate.gateway.pipeline.call import Call
+from tollgate.gateway.pipeline.govern import rate_limit_headers
 from tollgate.gateway.runtime import Snapshot
 
-__all__ = ["read_body", "route_headers", "snapshot_of"]
+__all__ = ["cost_headers", "read_body", "request_tags", "route_headers", "snapshot_of"]
 
 
 def snapshot_of(request: Request) -> Snapshot:
@@ -35,8 +38,33 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_MAX_TAGS = 16
+
+
+def request_tags(header: str | None, body: dict[str, Any]) -> dict[str, str]:
+    """Per-request attribution tags for the ledger: `x-tollgate-tags: team=search,env=prod`,
+    OpenAI's `metadata` object and its `user` field. Bounded in count and length."""
+    tags: dict[str, str] = {}
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        for name, value in metadata.items():
+            if isinstance(name, str) and isinstance(value, str):
+                tags[name[:64]] = value[:256]
+    user = body.get("user")
+    if isinstance(user, str) and user:
+        tags["user"] = user[:256]
+    if header:
+        for pair in header.split(","):
+            name, sep, value = pair.partition("=")
+            if sep and name.strip():
+                tags[name.strip()[:64]] = value.strip()[:256]
+    return dict(list(tags.items())[:_MAX_TAGS])
+
+
 def route_headers(call: Call) -> dict[str, str]:
     headers = {"x-tollgate-attempts": str(len(call.attempts))}
+    if call.hold is not None:
+        headers.update(rate_limit_headers(call.hold.admission))
     if call.served_by is not None:
         headers["x-tollgate-provider"] = call.served_by.provider
         headers["x-tollgate-model"] = call.served_by.model

@@ -10,7 +10,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from tollgate.gateway import pipeline
-from tollgate.gateway.api.common import cost_headers, read_body, route_headers, snapshot_of
+from tollgate.gateway.api.common import (
+    cost_headers,
+    read_body,
+    request_tags,
+    route_headers,
+    snapshot_of,
+)
 from tollgate.gateway.errors import TollgateError
 from tollgate.gateway.pipeline.authenticate import authenticate, token_from_headers
 from tollgate.gateway.pipeline.authorize import models_for_key
@@ -56,6 +62,7 @@ async def chat_completions(request: Request) -> Response:
     call = _new_call(request, "chat")
     call.body = parse_json_object(await read_body(request, call.snapshot.max_body_bytes))
     call.requested_model, call.stream, call.include_usage = check_chat(call.body)
+    call.tags = request_tags(request.headers.get("x-tollgate-tags"), call.body)
     with _route_headers_on_error(call):
         if call.stream:
             frames = await pipeline.run_stream(call)
@@ -72,6 +79,7 @@ async def embeddings(request: Request) -> Response:
     call = _new_call(request, "embeddings")
     call.body = parse_json_object(await read_body(request, call.snapshot.max_body_bytes))
     call.requested_model = check_embeddings(call.body)
+    call.tags = request_tags(request.headers.get("x-tollgate-tags"), call.body)
     with _route_headers_on_error(call):
         reply = await pipeline.run(call)
     return Response(reply.body, media_type="application/json",

@@ -188,11 +188,29 @@ class PriceOverride(_Model):
 BudgetPeriod = Literal["daily", "weekly", "monthly", "total"]
 
 
+def _check_timezone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'UTC', 'Europe/Berlin')") from None
+    return value
+
+
 class Budget(_Model):
+    """A spend cap per calendar period (`total` never resets), in USD as a decimal string."""
+
     max_usd: USD = Field(alias="maxUSD")
     period: BudgetPeriod = "monthly"
-    timezone: str = Field(default="UTC", max_length=64)
-    on_exceeded_in_stream: Literal["finish", "stop"] = "finish"
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = Field(
+        default="UTC", max_length=64
+    )
+    on_exceeded_in_stream: Literal["finish", "stop"] = Field(
+        default="finish",
+        description="When a stream's running cost passes the budget: `finish` the stream, or "
+        "`stop` it with finish_reason 'length'.",
+    )
 
 
 class RateLimit(_Model):
@@ -249,10 +267,29 @@ class StoreSettings(_Model):
 
     url: str | None = Field(default=None, max_length=2048)
     path: str = Field(default=".tollgate/state.db", max_length=4096)
+    lease_seconds: int = Field(
+        default=3600, ge=10, le=86_400,
+        description="A budget hold lapses after this long if its gateway died before settling; "
+        "must outlast every provider's `timeouts.totalSeconds`.",
+    )
+    ledger_retention_days: int = Field(default=400, ge=1, le=3650)
+    ledger_max_records: int = Field(default=1_000_000, ge=1000, le=1_000_000_000)
 
 
 class ServerSettings(_Model):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    admin_token_sha256: str | None = Field(
+        default=None, alias="adminTokenSHA256",
+        description="SHA-256 of the admin API's bearer token; unset disables /admin.",
+    )
+
+    @model_validator(mode="after")
+    def _admin_hash_is_hex(self) -> ServerSettings:
+        if self.admin_token_sha256 is not None and not _SHA256_HEX.match(
+            self.admin_token_sha256
+        ):
+            raise ValueError("`adminTokenSHA256` must be 64 lowercase hex characters")
+        return self
 
 
 # --- the document ----------------------------------------------------------------------------
@@ -298,6 +335,13 @@ class GatewayConfig(_Model):
                     problems.append(
                         f"models[{i}].targets[{j}].provider: unknown provider {target.provider!r}"
                     )
+        for i, provider in enumerate(self.providers):
+            if provider.timeouts.total_seconds > self.store.lease_seconds:
+                problems.append(
+                    f"providers[{i}].timeouts.totalSeconds: must not exceed "
+                    f"`store.leaseSeconds` ({self.store.lease_seconds}), or a long request "
+                    "would outlive its budget hold"
+                )
         for i, price in enumerate(self.pricing):
             if price.provider not in providers:
                 problems.append(f"pricing[{i}].provider: unknown provider {price.provider!r}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tollgate.gateway.config.models import Target
 from tollgate.gateway.money import Micros
 from tollgate.gateway.pricing import Usage
 from tollgate.gateway.runtime import KeyPolicy, Snapshot
+
+if TYPE_CHECKING:
+    from tollgate.gateway.pipeline.govern import Hold
 
 __all__ = ["Attempt", "Call", "Endpoint"]
 
@@ -45,3 +48,5 @@ class Call:
     priced: bool = False
     outcome: str = "pending"
     error_code: str | None = None
+    hold: Hold | None = None
+    tags: dict[str, str] = field(default_factory=dict)

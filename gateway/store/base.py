@@ -20,15 +20,20 @@ Semantics shared by every implementation (the same test suite runs against each)
   budgets and concurrency and is purged by later calls.
 - The store remembers what it holds for each request id; settle/release release exactly that.
   A request whose hold already lapsed, or that was admitted while the store was down, is
-  settled by adding its actual spend only. The caller never has to repeat reserved amounts.
+  settled by adding its actual spend only. The caller never has to repeat reserved amounts,
+  but passes the same BudgetCheck/RateCheck tuples it reserved with (holds are found by scope
+  and period, so a request that straddles midnight is charged to the period it started in).
+- The lease must outlast the longest request (long streams included): a hold that lapses while
+  its request still runs stops protecting the budget.
 - Tokens: settle corrects the window the hold was counted in by (actual - reserved) when that
   window is still current; in a later window it adds what was not reserved; with no hold on
   record it adds all actual tokens. A release refunds reserved tokens in the same way, but the
   request stays counted against requests-per-minute (it was made).
 - Settle and release share one dedupe marker per request id (kept StoreOptions.dedupe_seconds):
   the first call applies, any later settle or release for that id is a no-op returning False.
-  A reserve repeated with a request id the store still holds is a no-op too (admitted, with
-  `replayed=True`), so retrying any call after a timeout never double-counts.
+  A reserve repeated with a request id the store holds or has ended is a no-op too (admitted,
+  `replayed=True`), so retrying any call after a timeout never double-counts, and a reserve
+  that reaches the store after its own release (a cancelled request) holds nothing.
 - `now` is always passed by the caller (aware datetime) so period rollover, windows and leases
   are testable; the period id is computed by the caller too (see `tollgate.gateway.periods`).
 - Backend failures (unreachable, timed out, read-only, locked) raise StoreUnavailable and
@@ -97,10 +102,14 @@ def _require_aware(now: datetime, what: str = "now") -> None:
         raise ValueError(f"`{what}` must be timezone-aware, e.g. datetime.now(UTC)")
 
 
+MAX_EXACT = 2**53 - 1
+"""The largest count a store keeps exactly (Lua numbers are doubles): $9e9 in micro-dollars."""
+
+
 def _require_count(value: int, what: str) -> None:
     # bool is an int; a float amount is the bug this guards against (no floats for money).
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"`{what}` must be a non-negative int, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_EXACT:
+        raise ValueError(f"`{what}` must be an int from 0 to 2**53 - 1, got {value!r}")
 
 
 # --- what the caller asks --------------------------------------------------------------------
@@ -118,8 +127,9 @@ class StoreOptions:
     """How long a finished period's counters stay readable (last month's spend, all month)."""
     ledger_max_age_days: int | None = 400
     """Ledger records older than this are trimmed; None keeps them regardless of age."""
-    ledger_max_records: int | None = 5_000_000
-    """At most this many ledger records are kept (oldest trimmed first); None: no cap."""
+    ledger_max_records: int | None = 1_000_000
+    """At most this many ledger records are kept (oldest trimmed first); None: no cap.
+    In Redis a record costs ~0.5 KB of memory, so the default is ~0.5 GB: export regularly."""
 
     def __post_init__(self) -> None:
         for name in ("lease_seconds", "dedupe_seconds", "period_grace_seconds"):
@@ -155,6 +165,12 @@ class RateCheck:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     max_concurrent: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("requests_per_minute", "tokens_per_minute", "max_concurrent"):
+            value = getattr(self, name)
+            if value is not None:
+                _require_count(value, name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,7 +135,7 @@ _FAILED: dict[str, Reason] = {
     "tokens_per_minute": "rate_limit_exceeded",
     "max_concurrent": "rate_limit_exceeded",
 }
-_CHECKPOINT_EVERY = 250  # loop commits between background WAL checkpoints
+_CHECKPOINT_EVERY = 1000  # loop commits between background WAL checkpoints (~30 MB of WAL)
 
 
 class _Busy(Exception):
@@ -157,7 +157,8 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # some errors (disk full, I/O) already rolled it back
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -227,19 +228,24 @@ class EmbeddedStore:
         if self._closed:
             raise StoreUnavailable("the embedded store is closed")
         try:
-            if not self._offload:
+            if self._offload:
+                result = await self._in_thread(fn)
+            else:
                 try:
                     result = fn(self._conn)
                 except _Busy:
                     self.contended_calls += 1  # another process holds the lock: wait off-loop
-                else:
-                    if writes:
-                        self._after_commit(now_ms)
-                    return result
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._on_thread, fn)
+                    result = await self._in_thread(fn)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"embedded store unavailable: {exc}") from exc
+        if writes:
+            self._after_commit(now_ms)
+        return result
+
+    async def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._on_thread, fn
+        )
 
     def _after_commit(self, now_ms: int) -> None:
         """Schedule a checkpoint / housekeeping on the thread now and then, never twice.
@@ -446,28 +452,27 @@ class EmbeddedStore:
         if self._closed:
             raise StoreUnavailable("the embedded store is closed")
         high = to_us(until)
-        cursor = (to_us(since), -1)
-        loop = asyncio.get_running_loop()
 
-        def page(conn: sqlite3.Connection) -> list[tuple[int, int, bytes]]:
+        def page(after: tuple[int, int], conn: sqlite3.Connection) -> list[tuple[int, int, bytes]]:
             rows: list[tuple[int, int, bytes]] = conn.execute(
                 "SELECT time_us, seq, record FROM ledger"
                 " WHERE (time_us > ?1 OR (time_us = ?1 AND seq > ?2)) AND time_us < ?3"
                 " ORDER BY time_us, seq LIMIT ?4",
-                (cursor[0], cursor[1], high, batch),
+                (after[0], after[1], high, batch),
             ).fetchall()
             return rows
 
+        after = (to_us(since), -1)
         while True:
             try:
-                rows = await loop.run_in_executor(self._executor, self._on_thread, page)
+                rows = await self._in_thread(functools.partial(page, after))
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailable(f"embedded store unavailable: {exc}") from exc
             for _time_us, _seq, record in rows:
                 yield LedgerRecord.from_json(record)
             if len(rows) < batch:
                 return
-            cursor = (rows[-1][0], rows[-1][1])
+            after = (rows[-1][0], rows[-1][1])
 
     # --- housekeeping and lifecycle -----------------------------------------------------------
 
@@ -477,11 +482,8 @@ class EmbeddedStore:
         now_ms = to_ms(now or datetime.now(UTC))
         if self._closed:
             raise StoreUnavailable("the embedded store is closed")
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(
-                self._executor, self._on_thread, lambda conn: self._housekeeping(conn, now_ms)
-            )
+            await self._in_thread(functools.partial(self._housekeeping, now_ms=now_ms))
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"embedded store unavailable: {exc}") from exc
 

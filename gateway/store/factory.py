@@ -3,24 +3,25 @@ selects Redis for many replicas; no URL selects the embedded file store, the sta
 
 from __future__ import annotations
 
+import asyncio
+import os
 from urllib.parse import urlsplit
 
 from tollgate.gateway.config.models import StoreSettings
 from tollgate.gateway.store.base import Store, StoreOptions
+from tollgate.gateway.store.outbox import Outbox
 
-__all__ = ["REDIS_SCHEMES", "open_store", "options_from_settings"]
+__all__ = ["REDIS_SCHEMES", "StoreCache", "open_store", "options_from_settings"]
 
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 def options_from_settings(settings: StoreSettings) -> StoreOptions:
-    """Retention and lease tunables, read from StoreSettings fields when the config declares
-    them (leaseSeconds, ledgerRetentionDays, ledgerMaxRecords); defaults otherwise."""
-    d = StoreOptions()
+    """Store tunables from config, mapped explicitly."""
     return StoreOptions(
-        lease_seconds=getattr(settings, "lease_seconds", None) or d.lease_seconds,
-        ledger_max_age_days=getattr(settings, "ledger_retention_days", d.ledger_max_age_days),
-        ledger_max_records=getattr(settings, "ledger_max_records", d.ledger_max_records),
+        lease_seconds=settings.lease_seconds,
+        ledger_max_age_days=settings.ledger_retention_days,
+        ledger_max_records=settings.ledger_max_records,
     )
 
 
@@ -40,3 +41,36 @@ def open_store(settings: StoreSettings, options: StoreOptions | None = None) -> 
     from tollgate.gateway.store.embedded import EmbeddedStore
 
     return EmbeddedStore(settings.path, options=options)
+
+
+class StoreCache:
+    """Opens each distinct `store` section once, with its Outbox and the task that writes the
+    outbox back: a reload that keeps the same settings keeps the same store (and connections).
+    Must be called from inside the running event loop; the lifespan closes all at shutdown."""
+
+    def __init__(self, base_dir: str = ".") -> None:
+        self._base_dir = base_dir
+        self._stores: dict[StoreSettings, tuple[Store, Outbox]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def __call__(self, settings: StoreSettings) -> tuple[Store, Outbox]:
+        if not settings.url and not os.path.isabs(settings.path):
+            # a relative embedded-store path is relative to the config file, not the cwd
+            settings = settings.model_copy(
+                update={"path": os.path.join(self._base_dir, settings.path)})
+        opened = self._stores.get(settings)
+        if opened is None:
+            store, outbox = open_store(settings), Outbox()
+            opened = self._stores[settings] = (store, outbox)
+            self._tasks.append(asyncio.get_running_loop().create_task(
+                outbox.run(store), name="tollgate-store-outbox"))
+        return opened
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for store, outbox in self._stores.values():
+            if len(outbox):
+                await outbox.flush(store)
+            await store.close()
+        self._stores.clear()

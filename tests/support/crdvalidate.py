@@ -26,8 +26,11 @@ import celpy
 import jsonschema
 import yaml
 from celpy import celtypes
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 
 from tollgate.operator.validate import (
+    ErrorType,
     FieldError,
     duplicate,
     forbidden,
@@ -52,9 +55,9 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 )
 _FORMATS = jsonschema.FormatChecker(formats=())
+_BLOCKING = {ErrorType.REQUIRED, ErrorType.NOT_SUPPORTED, ErrorType.TOO_LONG, ErrorType.TOO_MANY}
 
 
-@_FORMATS.checks("date-time")
 def _date_time(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -67,9 +70,14 @@ def _date_time(value: object) -> bool:
     return True
 
 
+_FORMATS.checks("date-time")(_date_time)
+
+
 def load_crd(kind_plural: str) -> dict[str, Any]:
     """The committed CRD, e.g. load_crd("virtualkeys")."""
-    return yaml.safe_load((CRDS_DIR / f"tollgate.dev_{kind_plural}.yaml").read_text("utf-8"))
+    crd: dict[str, Any] = yaml.safe_load(
+        (CRDS_DIR / f"tollgate.dev_{kind_plural}.yaml").read_text("utf-8"))
+    return crd
 
 
 @cache
@@ -242,12 +250,15 @@ class CRDValidator:
             errors.append(unsupported("kind", body.get("kind"), [self.kind]))
         _apply_defaults(self.schema, body)
         found = sorted(self._jsonschema.iter_errors(body), key=lambda e: list(e.path))
-        for error in found:
-            errors += _schema_error(error)
+        schema_errors = [e for error in found for e in _schema_error(error)]
+        errors += schema_errors
         errors += _list_duplicates(self.schema, body, "")
-        # As the API server does: a type error blocks CEL (its inputs would have the wrong
-        # types); any other schema error does not, and the rules still run.
-        if not any(error.validator == "type" for error in found):
+        # As apiextensions-apiserver's hasBlockingErr: a wrong type, a missing required field,
+        # an unsupported enum value or a passed maxLength/maxItems keeps CEL from running (the
+        # rules would see inputs of the wrong shape); pattern or bound errors do not.
+        blocked = any(error.validator == "type" for error in found) or any(
+            e.type in _BLOCKING for e in schema_errors)
+        if not blocked:
             errors += self._cel(self.schema, body, "")
         return errors
 
@@ -263,15 +274,16 @@ class CRDValidator:
         for rule in schema.get("x-kubernetes-validations", []):
             if "oldSelf" in rule["rule"]:
                 continue
+            result: object
             try:
-                result = self._program(rule["rule"]).evaluate({"self": celpy.json_to_cel(value)})
-            except celpy.CELEvalError as exc:
+                result = self._program(rule["rule"]).evaluate({"self": json_to_cel(value)})
+            except CELEvalError as exc:
                 result = exc
             if isinstance(result, celtypes.BoolType) and bool(result):
                 continue
             field = path + rule.get("fieldPath", "")
             message = rule.get("message") or f"failed rule: {rule['rule']}"
-            if isinstance(result, celpy.CELEvalError):
+            if isinstance(result, CELEvalError):
                 message = f"{message} (evaluation error: {result.args[0] if result.args else ''})"
             reason = rule.get("reason")
             if reason == "FieldValueRequired":

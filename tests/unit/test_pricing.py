@@ -10,6 +10,8 @@ import pytest
 from tollgate.gateway.config.models import GatewayConfig
 from tollgate.gateway.pricing import Price, PriceBook, Usage, load_catalog
 from tollgate.gateway.runtime import build_snapshot
+from tollgate.gateway.store.embedded import EmbeddedStore
+from tollgate.gateway.store.outbox import Outbox
 from tollgate.gateway.transport import AiohttpTransport
 
 GPT_4O = Price.from_strings("2.50", "10.00", "1.25")  # USD per million: input, output, cached
@@ -142,7 +144,7 @@ def test_the_catalog_lists_the_models_of_one_provider_type():
     assert sorted(models) == ["mock-chat", "mock-embed"]
 
 
-def test_pricing_overrides_in_the_config_reach_the_served_price_book():
+def test_pricing_overrides_in_the_config_reach_the_served_price_book(tmp_path):
     config = GatewayConfig.model_validate({
         "apiVersion": "tollgate.dev/v1alpha1",
         "kind": "GatewayConfig",
@@ -150,6 +152,9 @@ def test_pricing_overrides_in_the_config_reach_the_served_price_book():
         "pricing": [{"provider": "azure-eu", "model": "gpt-4o", "inputPerMillionUSD": "2.75",
                      "outputPerMillionUSD": "11.00"}],
     })
-    snapshot = build_snapshot(config, "r1", AiohttpTransport(), load_catalog())
+    snapshot = build_snapshot(
+        config, "r1", AiohttpTransport(), load_catalog(),
+        lambda settings: (EmbeddedStore(str(tmp_path / "state.db")), Outbox()),
+    )
     assert rates(snapshot.prices.price("azure-eu", "gpt-4o")) == (2_750_000, 2_750_000, 11_000_000)
     assert rates(snapshot.prices.price("azure-eu", "gpt-4o-mini")) == (150_000, 75_000, 600_000)

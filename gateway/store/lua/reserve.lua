@@ -5,26 +5,27 @@
 -- KEYS[2i], KEYS[2i+1]    budget i: counters hash (spent, reserved, r:<id> = held amount)
 --                         and leases sorted set (id -> lease end ms)
 -- KEYS[b+2j-1], KEYS[b+2j] rate j (b = 1 + 2*nb): window hash (n, t), in-flight sorted set
--- ARGV  1 request id, 2 now ms, 3 lease end ms, 4 amount, 5 tokens, 6 window start,
+-- A     1 request id, 2 now ms, 3 lease end ms, 4 amount, 5 tokens, 6 window start,
 --       7 window ttl s, 8 record ttl s, 9 in-flight ttl s, 10 purge limit, 11 nb, 12 nr,
 --       then per budget: limit, ttl s (0 = keep);
 --       then per rate: rpm, tpm, max concurrent (-1 = no limit)
--- Returns {admitted, reason, failed index, replayed, per budget: spent, reserved,
---          per rate: requests, tokens, in flight}
+-- Returns, comma-joined: admitted, reason, failed index, replayed, per budget: spent, reserved,
+--          per rate: requests, tokens, in flight
 -- reason: 0 none, 1 budget, 2 requests/min, 3 tokens/min, 4 concurrency
 
-local rid = ARGV[1]
-local now_ms = tonumber(ARGV[2])
-local lease_end = tonumber(ARGV[3])
-local amount = tonumber(ARGV[4])
-local tokens = tonumber(ARGV[5])
-local window = ARGV[6]
-local window_ttl = tonumber(ARGV[7])
-local record_ttl = tonumber(ARGV[8])
-local flight_ttl = tonumber(ARGV[9])
-local purge_limit = tonumber(ARGV[10])
-local nb = tonumber(ARGV[11])
-local nr = tonumber(ARGV[12])
+local A = args()
+local rid = A[1]
+local now_ms = tonumber(A[2])
+local lease_end = tonumber(A[3])
+local amount = tonumber(A[4])
+local tokens = tonumber(A[5])
+local window = A[6]
+local window_ttl = tonumber(A[7])
+local record_ttl = tonumber(A[8])
+local flight_ttl = tonumber(A[9])
+local purge_limit = tonumber(A[10])
+local nb = tonumber(A[11])
+local nr = tonumber(A[12])
 local rate_base = 1 + 2 * nb
 local rate_args = 13 + 2 * nb
 
@@ -38,7 +39,7 @@ for i = 1, nb do
   local hkey, zkey = KEYS[2 * i], KEYS[2 * i + 1]
   purge_budget(hkey, zkey, now_ms, purge_limit)
   spent[i], reserved[i] = budget_figures(hkey)
-  local limit = tonumber(ARGV[11 + 2 * i])
+  local limit = tonumber(A[11 + 2 * i])
   if reason == 0 and not replayed and spent[i] + reserved[i] + amount > limit then
     reason, failed = 1, i
   end
@@ -47,9 +48,9 @@ end
 local requests, used, flights = {}, {}, {}
 for j = 1, nr do
   local wkey, ckey = KEYS[rate_base + 2 * j - 1], KEYS[rate_base + 2 * j]
-  local rpm = tonumber(ARGV[rate_args + 3 * (j - 1)])
-  local tpm = tonumber(ARGV[rate_args + 3 * (j - 1) + 1])
-  local maxc = tonumber(ARGV[rate_args + 3 * (j - 1) + 2])
+  local rpm = tonumber(A[rate_args + 3 * (j - 1)])
+  local tpm = tonumber(A[rate_args + 3 * (j - 1) + 1])
+  local maxc = tonumber(A[rate_args + 3 * (j - 1) + 2])
   requests[j], used[j] = window_figures(wkey)
   flights[j] = 0
   if maxc >= 0 then
@@ -72,7 +73,7 @@ if reason == 0 and not replayed then
     redis.call('HSET', hkey, 'r:' .. rid, amount)
     redis.call('HINCRBY', hkey, 'reserved', amount)
     redis.call('ZADD', zkey, lease_end, rid)
-    local ttl = tonumber(ARGV[12 + 2 * i])
+    local ttl = tonumber(A[12 + 2 * i])
     if ttl > 0 then
       redis.call('EXPIRE', hkey, ttl)
       redis.call('EXPIRE', zkey, ttl)
@@ -86,7 +87,7 @@ if reason == 0 and not replayed then
     redis.call('EXPIRE', wkey, window_ttl)
     requests[j] = requests[j] + 1
     used[j] = used[j] + tokens
-    if tonumber(ARGV[rate_args + 3 * (j - 1) + 2]) >= 0 then
+    if tonumber(A[rate_args + 3 * (j - 1) + 2]) >= 0 then
       redis.call('ZADD', ckey, lease_end, rid)
       redis.call('EXPIRE', ckey, flight_ttl)
       flights[j] = flights[j] + 1
@@ -106,4 +107,4 @@ for j = 1, nr do
   out[#out + 1] = used[j]
   out[#out + 1] = flights[j]
 end
-return out
+return reply(out)

@@ -4,23 +4,25 @@
 -- KEYS[2]                  ledger sorted set (member = record JSON, score = time in us)
 -- KEYS[1+2i], KEYS[2+2i]   budget i: counters hash, leases sorted set
 -- KEYS[b+2j-1], KEYS[b+2j] rate j (b = 2 + 2*nb): current window hash, in-flight sorted set
--- ARGV  1 request id, 2 actual micros, 3 actual tokens, 4 current window start,
---       5 window ttl s, 6 dedupe ttl s, 7 marker ('settled' | 'released'),
---       8 ledger record ('' = none), 9 ledger score, 10 oldest score kept (-1 = any),
---       11 max records kept (-1 = any), 12 nb, 13 nr, then per budget: ttl s (0 = keep)
+-- A     1 request id, 2 actual micros, 3 actual tokens, 4 current window start,
+--       5 window ttl s, 6 dedupe ttl s, 7 marker ('settled' | 'released'), 8 unused,
+--       9 ledger score, 10 oldest score kept (-1 = any), 11 max records kept (-1 = any),
+--       12 nb, 13 nr, then per budget: ttl s (0 = keep)
+-- ARGV[3] the ledger record (JSON; '' = none)
 -- Returns 1 when applied, 0 when this request id was already settled or released.
 
-local rid = ARGV[1]
+local A = args()
+local rid = A[1]
 local record = redis.call('HMGET', KEYS[1], 's', 'w', 't')
 if record[1] then
   return 0
 end
-local actual = tonumber(ARGV[2])
-local actual_tokens = tonumber(ARGV[3])
-local window = ARGV[4]
-local window_ttl = tonumber(ARGV[5])
-local nb = tonumber(ARGV[12])
-local nr = tonumber(ARGV[13])
+local actual = tonumber(A[2])
+local actual_tokens = tonumber(A[3])
+local window = A[4]
+local window_ttl = tonumber(A[5])
+local nb = tonumber(A[12])
+local nr = tonumber(A[13])
 local rate_base = 2 + 2 * nb
 
 for i = 1, nb do
@@ -35,7 +37,7 @@ for i = 1, nb do
   if actual > 0 then
     redis.call('HINCRBY', hkey, 'spent', actual)
   end
-  local ttl = tonumber(ARGV[13 + i])
+  local ttl = tonumber(A[13 + i])
   if ttl > 0 then
     redis.call('EXPIRE', hkey, ttl)
   end
@@ -54,8 +56,8 @@ if record[2] then
   redis.call('DEL', KEYS[1])
 end
 -- The record becomes the dedupe marker: any later settle, release or reserve is a no-op.
-redis.call('HSET', KEYS[1], 's', ARGV[7])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('HSET', KEYS[1], 's', A[7])
+redis.call('EXPIRE', KEYS[1], A[6])
 
 for j = 1, nr do
   local wkey, ckey = KEYS[rate_base + 2 * j - 1], KEYS[rate_base + 2 * j]
@@ -68,14 +70,14 @@ for j = 1, nr do
   redis.call('ZREM', ckey, rid)
 end
 
-if ARGV[8] ~= '' then
+if ARGV[3] ~= '' then
   local ledger = KEYS[2]
-  redis.call('ZADD', ledger, ARGV[9], ARGV[8])
-  local oldest = tonumber(ARGV[10])
+  redis.call('ZADD', ledger, A[9], ARGV[3])
+  local oldest = tonumber(A[10])
   if oldest >= 0 then
-    redis.call('ZREMRANGEBYSCORE', ledger, '-inf', '(' .. ARGV[10])
+    redis.call('ZREMRANGEBYSCORE', ledger, '-inf', '(' .. A[10])
   end
-  local keep = tonumber(ARGV[11])
+  local keep = tonumber(A[11])
   if keep >= 0 then
     local count = redis.call('ZCARD', ledger)
     if count > keep then

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from tollgate.gateway.config.models import GatewayConfig
+from tollgate.gateway.config.models import GatewayConfig, StoreSettings
 from tollgate.gateway.pricing import load_catalog
 from tollgate.gateway.runtime import Snapshot, build_snapshot
+from tollgate.gateway.store.base import Store
+from tollgate.gateway.store.embedded import EmbeddedStore
+from tollgate.gateway.store.outbox import Outbox
 from tollgate.gateway.transport import StreamingReply, Timeouts, TransportReply
 
 
@@ -28,11 +32,16 @@ class NoNetwork:
 
 
 @pytest.fixture
-def snapshot_of() -> Callable[[dict[str, Any]], Snapshot]:
-    """`snapshot_of(config_doc(...))` → the Snapshot the gateway would serve for it."""
+def snapshot_of(tmp_path: Path) -> Callable[[dict[str, Any]], Snapshot]:
+    """`snapshot_of(config_doc(...))` → the Snapshot the gateway would serve for it, with a
+    real embedded store in a temp dir."""
     catalog = load_catalog()
 
+    def stores(settings: StoreSettings) -> tuple[Store, Outbox]:
+        return EmbeddedStore(str(tmp_path / "state.db")), Outbox()
+
     def build(document: dict[str, Any]) -> Snapshot:
-        return build_snapshot(GatewayConfig.model_validate(document), "test", NoNetwork(), catalog)
+        config = GatewayConfig.model_validate(document)
+        return build_snapshot(config, "test", NoNetwork(), catalog, stores)
 
     return build

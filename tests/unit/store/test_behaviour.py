@@ -120,6 +120,10 @@ async def test_settle_without_a_hold_adds_the_spend_only(store: Store) -> None:
 async def test_money_must_be_integer_micro_dollars() -> None:
     with pytest.raises(ValueError, match="int"):
         reserve("r1", amount=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        reserve("r1", amount=2**53)  # beyond what a Lua double holds exactly
+    with pytest.raises(ValueError, match="int"):
+        RateCheck("key:acme-prod", requests_per_minute=-1)
     with pytest.raises(ValueError, match="aware"):
         reserve("r1", now=datetime(2026, 11, 27))
 

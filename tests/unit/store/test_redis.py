@@ -3,6 +3,7 @@ itself, scripts are loaded once, and counters expire when their period or window
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -131,4 +132,29 @@ async def test_many_abandoned_holds_are_purged_in_bounded_steps(
         (spend,) = await store.spend((big,), later)
         assert spend.reserved_micros == 0
     finally:
+        await store.close()
+
+
+async def test_a_redis_that_stops_answering_times_out_as_store_unavailable(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_factory()
+    store = RedisStore(server.url, timeout=0.2)
+    raw = aioredis.Redis.from_url(server.url)
+    try:
+        await store.ping()
+        await raw.client_pause(700, all=True)  # a hung server
+        started = time.perf_counter()
+        with pytest.raises(StoreUnavailable, match="Timeout"):
+            await store.reserve(ReserveRequest("a", NOW, (KEY,), RATES, 100))
+        held = time.perf_counter() - started
+        assert held < 0.6, "the caller is not held for long"
+        await asyncio.sleep(0.75 - held)  # the pause ends
+        # The timed-out reserve may still have run when the pause ended; retrying is safe.
+        again = await store.reserve(ReserveRequest("a", NOW, (KEY,), RATES, 100))
+        assert again.admitted
+        (spend,) = await store.spend((KEY,), NOW)
+        assert spend.reserved_micros == 100
+    finally:
+        await raw.aclose()
         await store.close()
