@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean crds
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	bash scripts/ensure-tools.sh
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+## crds: regenerate crds/ and charts/tollgate/crds/ from operator/models.py
+crds: $(STAMP)
+	$(PY) -m tollgate.operator.crdgen
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway operator tests bench

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
+
 from tollgate.gateway import metrics
 from tollgate.gateway.api import keys as keys_api
 from tollgate.gateway.api import openai as openai_api

@@ -12,6 +12,7 @@ __all__ = ["main"]
 
 def _gateway(args: argparse.Namespace) -> int:
     import uvicorn
+
     from tollgate.gateway.app import CONFIG_ENV
     from tollgate.gateway.logs import configure_logging
 
@@ -92,6 +93,14 @@ def _usage_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _manifests(args: argparse.Namespace) -> int:
+    from tollgate.operator import cli as operator_cli
+
+    run = operator_cli.render_main if args.command == "render" else operator_cli.validate_main
+    return run(args.filename, namespace=args.namespace,
+               shared_namespaces=args.credentials_namespace, require_secrets=args.require_secrets)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tollgate", description="Tollgate: a Kubernetes-native LLM gateway.")
@@ -128,6 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--group-by", help="e.g. customer,tag:billingCode (default: raw rows)")
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     export.set_defaults(run=_usage_export)
+
+    for name, help_text in (
+        ("render", "print the GatewayConfig a folder of VirtualKey/ProviderCredential "
+                   "manifests renders to (the operator's own code)"),
+        ("validate", "check a folder of manifests: schema, CEL rules, references; "
+                     "exit 1 on any error"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("-f", "--filename", required=True, help="folder (or file) of manifests")
+        sub.add_argument("-n", "--namespace", default="default",
+                         help="namespace of manifests that name none")
+        sub.add_argument("--credentials-namespace", action="append", default=[], metavar="NS",
+                         help="namespace whose ProviderCredentials every VirtualKey may use "
+                              "(repeatable)")
+        sub.add_argument("--require-secrets", action="store_true",
+                         help="a referenced Secret missing from the folder is an error")
+        sub.set_defaults(run=_manifests)
     return parser
 
 

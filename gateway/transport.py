@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
+
 from tollgate.gateway.errors import UpstreamConnectError, UpstreamTimeout
 
 __all__ = ["AiohttpTransport", "StreamingReply", "Timeouts", "Transport", "TransportReply"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from tollgate.gateway.money import format_usd
 from tollgate.gateway.store.base import LedgerRecord
 

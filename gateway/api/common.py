@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
+
 from tollgate.gateway.errors import NotReady, PayloadTooLarge
 from tollgate.gateway.money import format_usd
 from tollgate.gateway.pipeline.call import Call

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
 from tollgate.gateway.api.common import snapshot_of
 from tollgate.gateway.errors import AuthenticationFailed, ModelNotFound
 from tollgate.gateway.money import format_usd

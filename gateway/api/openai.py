@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
 from tollgate.gateway import pipeline
 from tollgate.gateway.api.common import (
     cost_headers,

@@ -12,15 +12,25 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+import orjson
 import yaml
 from pydantic import ValidationError
+
 from tollgate.gateway.config.models import GatewayConfig
 
-__all__ = ["ConfigError", "ConfigHolder", "ConfigWatcher", "parse_config", "read_config"]
+__all__ = [
+    "ConfigError",
+    "ConfigHolder",
+    "ConfigWatcher",
+    "merge_parts",
+    "parse_config",
+    "read_config",
+]
 
 log = logging.getLogger("tollgate.config")
 
@@ -69,8 +79,68 @@ def parse_config(text: str | bytes) -> GatewayConfig:
         raise ConfigError(_explain(exc)) from None
 
 
+_PART = re.compile(r"^part-(\d{4})-of-(\d{4})\.json$")
+
+
+def _part_files(directory: str) -> list[str]:
+    try:
+        names = os.listdir(directory)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config directory {directory!r}: {exc.strerror}") \
+            from None
+    return sorted(name for name in names if _PART.match(name))
+
+
+def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sharded config (the operator splits big configs across ConfigMaps): list sections are
+    concatenated in part order, everything else comes from part 0; all parts must carry the
+    same `revision`, or the set is mid-update and must not be served."""
+    revisions = {part.get("revision") for part in parts}
+    if len(revisions) != 1:
+        raise ConfigError("the config parts carry different revisions (an update is still "
+                          "propagating); keeping the last good config")
+    merged = dict(parts[0])
+    for part in parts[1:]:
+        for name, value in part.items():
+            if isinstance(value, list):
+                merged[name] = [*merged.get(name, []), *value]
+    return merged
+
+
+def _read_parts(directory: str) -> tuple[GatewayConfig, str]:
+    names = _part_files(directory)
+    if not names:
+        raise ConfigError(f"the config directory {directory!r} holds no part-NNNN-of-NNNN.json")
+    total = int(_PART.match(names[0]).group(2))  # type: ignore[union-attr]
+    expected = [f"part-{i:04d}-of-{total:04d}.json" for i in range(total)]
+    if names != expected:
+        raise ConfigError(f"the config directory {directory!r} must hold exactly "
+                          f"{', '.join(expected)}; found {', '.join(names)}")
+    parts = []
+    digest = hashlib.sha256()
+    for name in names:
+        try:
+            with open(os.path.join(directory, name), "rb") as handle:
+                raw = handle.read()
+            document = orjson.loads(raw)
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config part {name}: {exc}") from None
+        if not isinstance(document, dict):
+            raise ConfigError(f"config part {name} must be a JSON object")
+        parts.append(document)
+        digest.update(raw)
+    try:
+        config = GatewayConfig.model_validate(merge_parts(parts))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    return config, config.revision or digest.hexdigest()[:12]
+
+
 def read_config(path: str) -> tuple[GatewayConfig, str]:
-    """Read and validate a file; returns the config and a revision (content hash or `revision`)."""
+    """Read and validate a config file — or a directory of sharded parts, as the operator
+    renders them — and return it with a revision (its `revision`, or a content hash)."""
+    if os.path.isdir(path):
+        return _read_parts(path)
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -97,7 +167,18 @@ class ConfigHolder(Generic[T]):
 
 @dataclass(frozen=True)
 class _Fingerprint:
-    parts: tuple[tuple[int, int, int] | None, ...]
+    parts: tuple[object, ...]
+
+
+def _stat_tree(path: str) -> tuple[tuple[int, int, int] | None, ...]:
+    """The config file — or, for a directory of parts, every entry in it."""
+    if not os.path.isdir(path):
+        return (_stat(path),)
+    try:
+        names = sorted(os.listdir(path))
+    except OSError:
+        return (None,)
+    return tuple(_stat(os.path.join(path, name)) for name in names)
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:
@@ -130,14 +211,14 @@ class ConfigWatcher(Generic[T]):
         self._seen: _Fingerprint | None = None
 
     def _fingerprint(self) -> _Fingerprint:
-        return _Fingerprint(tuple(_stat(p) for p in [self.path, *self._extra]))
+        return _Fingerprint((_stat_tree(self.path), *(_stat(p) for p in self._extra)))
 
     def load(self) -> bool:
         """One read-validate-swap; True when the new config is now served.
 
         Files are stat-ed *before* they are read, so a write landing during the build is seen
         as a change on the next poll instead of being lost."""
-        before = _stat(self.path)
+        before = _stat_tree(self.path)
         self._seen = _Fingerprint((before, *(_stat(p) for p in self._extra)))
         try:
             config, revision = read_config(self.path)

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
 from tollgate.gateway.money import parse_usd, per_million_to_picos_per_token
 
 __all__ = [

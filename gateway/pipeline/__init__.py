@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
+
 from tollgate.gateway.errors import TollgateError, UpstreamError
 from tollgate.gateway.money import format_usd
 from tollgate.gateway.pipeline import govern

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+
 from tollgate.gateway.config.models import MockProvider
 from tollgate.gateway.errors import UpstreamServerError
 from tollgate.gateway.pricing import Usage

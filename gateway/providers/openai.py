@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+
 from tollgate.gateway.config.models import OpenAICompatibleProvider, OpenAIProvider
 from tollgate.gateway.errors import (
     UpstreamClientError,

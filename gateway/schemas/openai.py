@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from tollgate.gateway.errors import InvalidRequest
 
 __all__ = ["check_chat", "check_embeddings", "parse_json_object"]

@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import orjson
+
 from tollgate.gateway.money import Micros
 
 __all__ = [

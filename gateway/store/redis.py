@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+
 from tollgate.gateway.store.base import (
     WINDOW_SECONDS,
     Admission,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tollgate.gateway.money import (
     format_usd,
     parse_usd,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from tollgate.gateway.periods import Period, period_end, period_id, period_start, zone
 
 AT = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)  # a Friday

@@ -7,6 +7,7 @@ from datetime import date
 from importlib import resources
 
 import pytest
+
 from tollgate.gateway.config.models import GatewayConfig
 from tollgate.gateway.pricing import Price, PriceBook, Usage, load_catalog
 from tollgate.gateway.runtime import build_snapshot

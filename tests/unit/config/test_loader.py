@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+
 from tollgate.gateway.config.loader import ConfigHolder, ConfigWatcher
 from tollgate.gateway.config.models import GatewayConfig
 from tollgate.gateway.runtime import credential_files

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from tollgate.gateway.config.loader import ConfigError, parse_config
 from tollgate.gateway.config.models import GatewayConfig, MockProvider, OpenAICompatibleProvider
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tollgate.gateway.config.models import GatewayConfig, StoreSettings
 from tollgate.gateway.pricing import load_catalog
 from tollgate.gateway.runtime import Snapshot, build_snapshot

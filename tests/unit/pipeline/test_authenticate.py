@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
+from tests.support.config import config_doc, key_entry, sha256
 from tollgate.gateway.errors import AuthenticationFailed
 from tollgate.gateway.pipeline.authenticate import authenticate, token_from_headers
 from tollgate.gateway.pipeline.call import Call
 from tollgate.gateway.runtime import Snapshot
-
-from tests.support.config import config_doc, key_entry, sha256
 
 MOCK = {"name": "mock", "type": "mock"}
 

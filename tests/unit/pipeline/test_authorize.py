@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from tests.support.config import config_doc, key_entry, sha256
 from tollgate.gateway.errors import ModelNotFound, PermissionDenied
 from tollgate.gateway.pipeline.authorize import authorize, models_for_key
 from tollgate.gateway.pipeline.call import Call, Endpoint
 from tollgate.gateway.runtime import Snapshot
-
-from tests.support.config import config_doc, key_entry, sha256
 
 PROVIDERS = [
     {"name": "primary", "type": "mock", "models": ["gpt-4o", "twin-model", "shared-model"]},

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tests.support.redis import RedisServer
 from tollgate.gateway.store.base import (
     BudgetCheck,
     LedgerRecord,
@@ -30,8 +31,6 @@ from tollgate.gateway.store.base import (
 )
 from tollgate.gateway.store.embedded import EmbeddedStore
 from tollgate.gateway.store.redis import RedisStore
-
-from tests.support.redis import RedisServer
 
 END = datetime(2026, 12, 1, tzinfo=UTC)
 BUDGETS = (

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tollgate.gateway.store.base import Store
 
 from tests.support.redis import RedisServer
 from tests.unit.store.support import StoreSpec
+from tollgate.gateway.store.base import Store
 
 
 @pytest.fixture(scope="session")

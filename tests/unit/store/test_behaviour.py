@@ -7,15 +7,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tollgate.gateway.store.base import (
-    BudgetCheck,
-    LedgerRecord,
-    RateCheck,
-    Release,
-    ReserveRequest,
-    Settlement,
-    Store,
-)
 
 from tests.unit.store.support import (
     NOW,
@@ -24,6 +15,15 @@ from tests.unit.store.support import (
     budget,
     requests,
     run_in_processes,
+)
+from tollgate.gateway.store.base import (
+    BudgetCheck,
+    LedgerRecord,
+    RateCheck,
+    Release,
+    ReserveRequest,
+    Settlement,
+    Store,
 )
 
 KEY = budget("key:acme-prod", 1_000)

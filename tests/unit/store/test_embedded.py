@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+from tests.unit.store.support import NOW, budget
 from tollgate.gateway.store.base import (
     LedgerRecord,
     RateCheck,
@@ -20,8 +22,6 @@ from tollgate.gateway.store.base import (
     StoreUnavailable,
 )
 from tollgate.gateway.store.embedded import EmbeddedStore
-
-from tests.unit.store.support import NOW, budget
 
 KEY = budget("key:acme-prod", 1_000)
 RATES = (RateCheck("key:acme-prod", requests_per_minute=10, max_concurrent=5),)

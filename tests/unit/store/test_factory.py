@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests.support.redis import RedisServer
 from tollgate.gateway.config.models import StoreSettings
 from tollgate.gateway.store import Store, StoreOptions, open_store
 from tollgate.gateway.store.embedded import EmbeddedStore
 from tollgate.gateway.store.redis import RedisStore
-
-from tests.support.redis import RedisServer
 
 
 async def test_no_url_opens_the_embedded_store_at_path(tmp_path: Path) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from tests.support.redis import RedisServer
+from tests.unit.store.support import NOW, budget
 from tollgate.gateway.store.base import LedgerRecord, Release, Settlement, Store
 from tollgate.gateway.store.outbox import Outbox
 from tollgate.gateway.store.redis import RedisStore
-
-from tests.support.redis import RedisServer
-from tests.unit.store.support import NOW, budget
 
 KEY = budget("key:acme-prod", 1_000_000)
 

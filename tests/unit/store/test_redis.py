@@ -11,6 +11,10 @@ from datetime import timedelta
 
 import pytest
 import redis.asyncio as aioredis
+
+from tests.support.net import free_port
+from tests.support.redis import RedisServer
+from tests.unit.store.support import NOW, PERIOD_END, budget
 from tollgate.gateway.store.base import (
     LedgerRecord,
     RateCheck,
@@ -21,10 +25,6 @@ from tollgate.gateway.store.base import (
     StoreUnavailable,
 )
 from tollgate.gateway.store.redis import RedisStore
-
-from tests.support.net import free_port
-from tests.support.redis import RedisServer
-from tests.unit.store.support import NOW, PERIOD_END, budget
 
 KEY = budget("key:acme-prod", 1_000)
 RATES = (RateCheck("key:acme-prod", requests_per_minute=10, tokens_per_minute=1_000,
