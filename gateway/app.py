@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from tollgate.gateway import metrics
+from tollgate.gateway.api import anthropic as anthropic_api
 from tollgate.gateway.api import keys as keys_api
 from tollgate.gateway.api import openai as openai_api
 from tollgate.gateway.api import ops
@@ -36,28 +37,32 @@ log = logging.getLogger("tollgate.app")
 CONFIG_ENV = "TOLLGATE_CONFIG"
 
 
-def _render(error: TollgateError) -> Response:
-    return Response(error.body(), status_code=error.status, media_type="application/json",
+def _render(request: Request, error: TollgateError) -> Response:
+    """The error in the shape of the API the path belongs to (Anthropic's for /v1/messages)."""
+    body = error.anthropic_body() if anthropic_api.owns(request.url.path) else error.body()
+    return Response(body, status_code=error.status, media_type="application/json",
                     headers=error.headers)
 
 
 async def _on_tollgate_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TollgateError)
-    return _render(exc)
+    return _render(request, exc)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return _render(ModelNotFound(f"unknown path {request.url.path}", code="unknown_url"))
+        return _render(request, ModelNotFound(f"unknown path {request.url.path}",
+                                              code="unknown_url"))
     error = InvalidRequest(str(exc.detail), status=exc.status_code, code="invalid_request")
-    return _render(error)
+    return _render(request, error)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", extra={"request_id": request.scope["state"].get(
         "request_id")})
-    return _render(TollgateError("the gateway hit an internal error; it has been logged"))
+    return _render(request,
+                   TollgateError("the gateway hit an internal error; it has been logged"))
 
 
 def _on_reload(result: str) -> None:
@@ -92,7 +97,7 @@ def create_app(config_path: str, *, watch_interval: float = 0.25) -> FastAPI:
 
     app = FastAPI(
         title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
-        routes=[*openai_api.routes, *keys_api.routes, *ops.routes],
+        routes=[*openai_api.routes, *anthropic_api.routes, *keys_api.routes, *ops.routes],
         exception_handlers={
             TollgateError: _on_tollgate_error,
             HTTPException: _on_http_error,

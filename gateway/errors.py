@@ -16,10 +16,16 @@
         ├── UpstreamUnavailable        (503 … / upstream_unavailable)
         ├── UpstreamRateLimited        (429 rate_limit_error / upstream_rate_limited)
         ├── UpstreamServerError        (502 … / upstream_server_error)
+        ├── UpstreamOverloaded         (503 … / upstream_overloaded; Anthropic's 529)
         └── UpstreamClientError        (the upstream's 4xx, passed through)
 
 Messages are written for the caller and never contain a token, a provider key or raw upstream
 text that could carry one. `retryable` tells the router whether the next target may be tried.
+
+Every error renders in both inbound shapes: `to_openai()` (`{"error": {message, type, param,
+code}}`) and `to_anthropic()` (`{"type": "error", "error": {type, message}}`). Anthropic's error
+type follows from the HTTP status through one table (`ANTHROPIC_TYPES`), the mirror of the
+provider status table in providers/errors.py; a class may pin its own (`anthropic_type`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "ANTHROPIC_TYPES",
     "AuthenticationFailed",
     "BudgetExceeded",
     "InvalidRequest",
@@ -42,6 +49,7 @@ __all__ = [
     "UpstreamClientError",
     "UpstreamConnectError",
     "UpstreamError",
+    "UpstreamOverloaded",
     "UpstreamRateLimited",
     "UpstreamServerError",
     "UpstreamTimeout",
@@ -49,11 +57,25 @@ __all__ = [
 ]
 
 
+ANTHROPIC_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+"""HTTP status → Anthropic error type; other 4xx are invalid_request_error, other 5xx api_error."""
+
+
 class TollgateError(Exception):
     status: int = 500
     type: str = "api_error"
     code: str = "internal_error"
     retryable: bool = False
+    anthropic_type: str | None = None  # None: from ANTHROPIC_TYPES by status
 
     def __init__(
         self,
@@ -85,6 +107,14 @@ class TollgateError(Exception):
 
     def body(self) -> bytes:
         return orjson.dumps(self.to_openai())
+
+    def to_anthropic(self) -> dict[str, Any]:
+        kind = self.anthropic_type or ANTHROPIC_TYPES.get(self.status) or (
+            "api_error" if self.status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": self.message}}
+
+    def anthropic_body(self) -> bytes:
+        return orjson.dumps(self.to_anthropic())
 
 
 class InvalidRequest(TollgateError):
@@ -169,6 +199,14 @@ class UpstreamRateLimited(UpstreamError):
 
 class UpstreamServerError(UpstreamError):
     code = "upstream_server_error"
+
+
+class UpstreamOverloaded(UpstreamError):
+    """The provider says it is overloaded (Anthropic's 529, `overloaded_error`): try elsewhere."""
+
+    status = 503
+    code = "upstream_overloaded"
+    anthropic_type = "overloaded_error"
 
 
 class UpstreamClientError(UpstreamError):

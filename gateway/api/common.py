@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.requests import Request
 
-from tollgate.gateway.errors import NotReady, PayloadTooLarge
+from tollgate.gateway.errors import NotReady, PayloadTooLarge, TollgateError
 from tollgate.gateway.money import format_usd
-from tollgate.gateway.pipeline.call import Call
+from tollgate.gateway.pipeline.authenticate import authenticate, token_from_headers
+from tollgate.gateway.pipeline.call import Call, Endpoint, Shape
 from tollgate.gateway.pipeline.govern import rate_limit_headers
+from tollgate.gateway.pipeline.record import record
 from tollgate.gateway.runtime import Snapshot
 
-__all__ = ["cost_headers", "read_body", "request_tags", "route_headers", "snapshot_of"]
+__all__ = [
+    "cost_headers",
+    "new_call",
+    "read_body",
+    "request_tags",
+    "route_headers",
+    "route_headers_on_error",
+    "snapshot_of",
+]
 
 
 def snapshot_of(request: Request) -> Snapshot:
@@ -80,3 +93,35 @@ def cost_headers(call: Call) -> dict[str, str]:
     if call.served_by is not None:
         return {"x-tollgate-cost-usd": "unknown"}
     return {}
+
+
+def new_call(request: Request, endpoint: Endpoint, inbound: Shape = "openai") -> Call:
+    """A Call for this request, authenticated before any of the body is read."""
+    call = Call(
+        request_id=request.scope["state"]["request_id"],
+        endpoint=endpoint,
+        snapshot=snapshot_of(request),
+        body={},
+        started=time.perf_counter(),
+        inbound=inbound,
+        token=token_from_headers(
+            request.headers.get("authorization"), request.headers.get("x-api-key")
+        ),
+    )
+    try:
+        authenticate(call)
+    except TollgateError as error:
+        call.outcome, call.error_code = "rejected", error.code
+        record(call)
+        raise
+    return call
+
+
+@contextmanager
+def route_headers_on_error(call: Call) -> Iterator[None]:
+    """Failed calls still say how many attempts were made and on which key."""
+    try:
+        yield
+    except TollgateError as error:
+        error.headers = {**route_headers(call), **error.headers}
+        raise

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -13,58 +9,24 @@ from starlette.routing import Route
 from tollgate.gateway import pipeline
 from tollgate.gateway.api.common import (
     cost_headers,
+    new_call,
     read_body,
     request_tags,
     route_headers,
-    snapshot_of,
+    route_headers_on_error,
 )
-from tollgate.gateway.errors import TollgateError
-from tollgate.gateway.pipeline.authenticate import authenticate, token_from_headers
 from tollgate.gateway.pipeline.authorize import models_for_key
-from tollgate.gateway.pipeline.call import Call, Endpoint
-from tollgate.gateway.pipeline.record import record
 from tollgate.gateway.schemas.openai import check_chat, check_embeddings, parse_json_object
 
 __all__ = ["routes"]
 
 
-def _new_call(request: Request, endpoint: Endpoint) -> Call:
-    """A Call for this request, authenticated before any of the body is read."""
-    call = Call(
-        request_id=request.scope["state"]["request_id"],
-        endpoint=endpoint,
-        snapshot=snapshot_of(request),
-        body={},
-        started=time.perf_counter(),
-        token=token_from_headers(
-            request.headers.get("authorization"), request.headers.get("x-api-key")
-        ),
-    )
-    try:
-        authenticate(call)
-    except TollgateError as error:
-        call.outcome, call.error_code = "rejected", error.code
-        record(call)
-        raise
-    return call
-
-
-@contextmanager
-def _route_headers_on_error(call: Call) -> Iterator[None]:
-    """Failed calls still say how many attempts were made and on which key."""
-    try:
-        yield
-    except TollgateError as error:
-        error.headers = {**route_headers(call), **error.headers}
-        raise
-
-
 async def chat_completions(request: Request) -> Response:
-    call = _new_call(request, "chat")
+    call = new_call(request, "chat")
     call.body = parse_json_object(await read_body(request, call.snapshot.max_body_bytes))
     call.requested_model, call.stream, call.include_usage = check_chat(call.body)
     call.tags = request_tags(request.headers.get("x-tollgate-tags"), call.body)
-    with _route_headers_on_error(call):
+    with route_headers_on_error(call):
         if call.stream:
             frames = await pipeline.run_stream(call)
             return StreamingResponse(
@@ -77,18 +39,18 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def embeddings(request: Request) -> Response:
-    call = _new_call(request, "embeddings")
+    call = new_call(request, "embeddings")
     call.body = parse_json_object(await read_body(request, call.snapshot.max_body_bytes))
     call.requested_model = check_embeddings(call.body)
     call.tags = request_tags(request.headers.get("x-tollgate-tags"), call.body)
-    with _route_headers_on_error(call):
+    with route_headers_on_error(call):
         reply = await pipeline.run(call)
     return Response(reply.body, media_type="application/json",
                     headers={**route_headers(call), **cost_headers(call)})
 
 
 async def list_models(request: Request) -> Response:
-    call = _new_call(request, "chat")
+    call = new_call(request, "chat")
     assert call.key is not None
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": owner}

@@ -28,6 +28,7 @@ from tollgate.gateway.money import parse_usd, per_million_to_picos_per_token
 __all__ = [
     "API_VERSION",
     "KIND",
+    "AnthropicProvider",
     "Budget",
     "BudgetPeriod",
     "CredentialRef",
@@ -140,6 +141,24 @@ class OpenAICompatibleProvider(_ProviderBase):
     api_key: CredentialRef | None = None
 
 
+class AnthropicProvider(_ProviderBase):
+    """Anthropic's Messages API (api.anthropic.com, or an endpoint speaking the same API)."""
+
+    type: Literal["anthropic"]
+    base_url: str = Field(
+        default="https://api.anthropic.com", alias="baseURL", max_length=2048,
+        description="baseURL is the API root, without `/v1`. Default: https://api.anthropic.com",
+    )
+    api_key: CredentialRef | None = Field(
+        default=None, description="apiKey: where the Anthropic API key comes from; it is sent "
+        "as `x-api-key`.",
+    )
+    anthropic_version: str = Field(
+        default="2023-06-01", min_length=1, max_length=64,
+        description="anthropicVersion is sent as the `anthropic-version` header.",
+    )
+
+
 class MockProvider(_ProviderBase):
     """A built-in provider with deterministic replies, for demos and tests; no network."""
 
@@ -150,7 +169,7 @@ class MockProvider(_ProviderBase):
 
 
 ProviderConfig = Annotated[
-    OpenAIProvider | OpenAICompatibleProvider | MockProvider,
+    OpenAIProvider | OpenAICompatibleProvider | AnthropicProvider | MockProvider,
     Field(discriminator="type"),
 ]
 

@@ -1,7 +1,13 @@
 """The request pipeline: the ordered stage list and nothing else.
 
-    authenticate → authorize → govern.admit → route (failover) → settle (cost)
+    authenticate → authorize → govern.admit → route (failover, translation) → settle (cost)
                  → govern.finish (store + ledger) → record (metrics, log)
+
+The same stages serve every inbound shape (`call.inbound`: OpenAI chat completions, Anthropic
+messages); route.py translates per attempt, and a stream is written by the inbound shape's
+`Outbound` (translate/shapes/), which knows its end event, its error event and its early stop.
+`run_count` serves count_tokens: authorize → route.count_tokens → record (nothing is held or
+billed; counting is free).
 
 `authenticate` runs first, at the edge, before the request body is even read (an unknown
 caller never makes the gateway buffer a body); `run`/`run_stream` take it from there. Once
@@ -14,8 +20,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import orjson
-
 from tollgate.gateway.errors import TollgateError, UpstreamError
 from tollgate.gateway.money import format_usd
 from tollgate.gateway.pipeline import govern
@@ -23,13 +27,14 @@ from tollgate.gateway.pipeline.authenticate import authenticate
 from tollgate.gateway.pipeline.authorize import authorize
 from tollgate.gateway.pipeline.call import Call
 from tollgate.gateway.pipeline.record import record
-from tollgate.gateway.pipeline.route import dispatch, dispatch_stream
+from tollgate.gateway.pipeline.route import OpenStream, count_tokens, dispatch, dispatch_stream
 from tollgate.gateway.pipeline.settle import settle
-from tollgate.gateway.providers.base import ChatStream, Reply
+from tollgate.gateway.providers.base import Reply
+from tollgate.gateway.translate import registry
+from tollgate.gateway.translate.base import Outbound
+from tollgate.gateway.translate.sse import Event, comment
 
-__all__ = ["Call", "authenticate", "run", "run_stream"]
-
-_DONE = b"data: [DONE]\n\n"
+__all__ = ["Call", "authenticate", "run", "run_count", "run_stream"]
 
 
 def _failed(call: Call, error: TollgateError) -> None:
@@ -58,13 +63,33 @@ async def run(call: Call) -> Reply:
         record(call)
 
 
+async def run_count(call: Call) -> int:
+    """count_tokens: input tokens of the request, from the provider or estimated."""
+    try:
+        authorize(call)
+        tokens = await count_tokens(call)
+        call.outcome = "ok"
+        return tokens
+    except TollgateError as error:
+        _failed(call, error)
+        raise
+    except BaseException:
+        call.outcome = "client_disconnected"
+        raise
+    finally:
+        call.endpoint = "count_tokens"
+        record(call)
+
+
 async def run_stream(call: Call) -> AsyncIterator[bytes]:
-    """A streaming call: everything up to the first frame happens before this returns, so
-    errors (and failover) happen while the client can still get a plain HTTP error."""
+    """A streaming call: everything up to the first content-bearing event happens before this
+    returns, so errors (and failover) happen while the client can still get a plain HTTP
+    error."""
+    outbound = registry.outbound(call.inbound, call.request_id)
     try:
         authorize(call)
         await govern.admit(call)
-        stream, first = await dispatch_stream(call)
+        opened = await dispatch_stream(call, outbound)
     except BaseException as error:
         if isinstance(error, TollgateError):
             _failed(call, error)
@@ -73,16 +98,18 @@ async def run_stream(call: Call) -> AsyncIterator[bytes]:
         await govern.finish(call)
         record(call)
         raise
-    return _relay(call, stream, first)
+    return _relay(call, opened, outbound)
 
 
 class _Meter:
     """A stream's running cost, so a key whose budget says `stop` can be cut off mid-stream.
 
-    Output is counted as one token per content frame (OpenAI streams about one token per
-    chunk); the bill itself always comes from the provider's reported usage."""
+    Output is counted as one token per output-bearing event (OpenAI and Anthropic both stream
+    about one token per content event); the bill itself always comes from the provider's
+    reported usage."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, outbound: Outbound) -> None:
+        self.counts = outbound.counts_output
         self.limit: int | None = None
         self.picos = 0
         self.per_frame = 0
@@ -100,49 +127,43 @@ class _Meter:
         self.picos = hold.input_tokens * price.input
         self.per_frame = price.output
 
-    def exceeded_after(self, frame: bytes) -> bool:
-        if self.limit is None or b'"content"' not in frame:
+    def exceeded_after(self, event: Event) -> bool:
+        if self.limit is None or not self.counts(event):
             return False
         self.picos += self.per_frame
         return self.picos > self.limit
 
 
-def _stop_frame(call: Call) -> bytes:
-    """A final chunk that ends the stream like a max_tokens cut-off would."""
-    target = call.served_by
-    chunk = {
-        "id": f"chatcmpl-{call.request_id}", "object": "chat.completion.chunk", "created": 0,
-        "model": target.model if target else call.requested_model,
-        "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}],
-    }
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-
-async def _relay(call: Call, stream: ChatStream, first: bytes) -> AsyncIterator[bytes]:
-    """Forward frames; after the first byte, a failure ends the stream with an error event."""
-    meter = _Meter(call)
+async def _relay(call: Call, opened: OpenStream, outbound: Outbound) -> AsyncIterator[bytes]:
+    """Write the held events, then translate and write the rest; after the first byte, a
+    failure ends the stream with the inbound shape's error event."""
+    meter = _Meter(call, outbound)
+    stream = opened.stream
+    feed = opened.translator.feed
+    pending = opened.held
     try:
-        frame = first
         while True:
-            if frame == _DONE:
-                settle(call, stream.usage)
-                call.outcome = "ok"
-                if call.priced and call.cost_micros is not None:
-                    yield f": tollgate-cost-usd {format_usd(call.cost_micros)}\n\n".encode()
-                yield frame
-                return
-            yield frame
-            if meter.exceeded_after(frame):
-                call.outcome = "budget_stopped"
-                yield _stop_frame(call)
-                yield _DONE
-                return
-            frame = await stream.__anext__()
+            for event in pending:
+                if outbound.is_end(event):
+                    settle(call, stream.usage)
+                    call.outcome = "ok"
+                    if call.priced and call.cost_micros is not None:
+                        yield comment(f"tollgate-cost-usd {format_usd(call.cost_micros)}")
+                    yield outbound.write(event)
+                    return
+                yield outbound.write(event)
+                if meter.exceeded_after(event):
+                    call.outcome = "budget_stopped"
+                    target = call.served_by
+                    yield outbound.stop(target.model if target else call.requested_model,
+                                        stream.usage)
+                    return
+            pending = feed(await stream.__anext__(), stream.usage)
     except StopAsyncIteration:
         call.outcome = "ok"
     except UpstreamError as error:
         call.outcome, call.error_code = "stream_broken", error.code
-        yield b"data: " + error.body() + b"\n\n"
+        yield outbound.error(error)
     except (asyncio.CancelledError, GeneratorExit):
         call.outcome = "client_disconnected"
         raise

@@ -13,9 +13,10 @@ from tollgate.gateway.runtime import KeyPolicy, Snapshot
 if TYPE_CHECKING:
     from tollgate.gateway.pipeline.govern import Hold
 
-__all__ = ["Attempt", "Call", "Endpoint"]
+__all__ = ["Attempt", "Call", "Endpoint", "Shape"]
 
-Endpoint = Literal["chat", "embeddings"]
+Endpoint = Literal["chat", "embeddings", "count_tokens"]
+Shape = Literal["openai", "anthropic"]  # the inbound API shape (translate.registry.OUTBOUND)
 
 
 @dataclass(slots=True)
@@ -35,8 +36,10 @@ class Call:
     snapshot: Snapshot
     body: dict[str, Any]
     started: float
+    inbound: Shape = "openai"
     stream: bool = False
     include_usage: bool = False
+    forward_headers: dict[str, str] = field(default_factory=dict)  # e.g. anthropic-beta
     token: str | None = None
     key: KeyPolicy | None = None
     requested_model: str = ""

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import anyio
+
 from tollgate.gateway.errors import BudgetExceeded, GovernanceUnavailable, RateLimited
 from tollgate.gateway.estimate import estimate_input_tokens, output_allowance
 from tollgate.gateway.money import format_usd
@@ -230,10 +232,15 @@ async def finish(call: Call) -> None:
         outbox.add(ending)
         return
     try:
-        if isinstance(ending, Settlement):
-            await call.snapshot.store.settle(ending)
-        else:
-            await call.snapshot.store.release(ending)
+        # Shielded: a client that hangs up mid-stream cancels the task that relays the stream,
+        # and this write runs in that task's clean-up; unshielded, the cancellation would cut
+        # it off and the hold would linger (budget reserved, concurrency slot taken) until its
+        # lease ran out.
+        with anyio.CancelScope(shield=True):
+            if isinstance(ending, Settlement):
+                await call.snapshot.store.settle(ending)
+            else:
+                await call.snapshot.store.release(ending)
     except StoreUnavailable:
         outbox.add(ending)  # written back when the store returns; idempotent by hold id
         log.warning("store unreachable; spend queued for write-back",

@@ -1,19 +1,45 @@
 """Stage 3 — route: try the call's targets in order until one answers.
 
-Connection errors, timeouts, 429 and 5xx move on to the next target; a provider's 4xx is the
-caller's problem and is returned at once. A stream is committed only when its first frame has
-arrived, so a streaming request can fail over until its first byte is sent to the client.
+Connection errors, timeouts, 429, 529 and 5xx move on to the next target; a provider's 4xx is
+the caller's problem and is returned at once. Each attempt gets a fresh translator for the pair
+(the call's inbound shape, the target provider's wire shape), so one fallback chain can cross
+API shapes: an OpenAI request served by Claude, an Anthropic request served by GPT.
+
+A stream is committed only when its first content-bearing event has arrived: lifecycle events
+before it (OpenAI's role chunk, Anthropic's message_start, content_block_start, ping) are held
+back, so a stream that fails before any content — Anthropic reports overload as an `error`
+event after message_start — still fails over to the next target.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 
-from tollgate.gateway.errors import UpstreamError, UpstreamServerError
+from tollgate.gateway.errors import UpstreamError, UpstreamServerError, UpstreamUnavailable
+from tollgate.gateway.estimate import estimate_input_tokens
 from tollgate.gateway.pipeline.call import Attempt, Call
-from tollgate.gateway.providers.base import ChatStream, Reply
+from tollgate.gateway.providers.base import ChatStream, Provider, Reply, TokenCounter
+from tollgate.gateway.translate import registry
+from tollgate.gateway.translate.base import Context, Outbound, Translator
+from tollgate.gateway.translate.sse import Event
 
-__all__ = ["dispatch", "dispatch_stream"]
+__all__ = ["OpenStream", "count_tokens", "dispatch", "dispatch_stream", "estimate_count"]
+
+log = logging.getLogger("tollgate.route")
+
+_MAX_HELD_EVENTS = 64  # a stream that sends this many lifecycle events is committed anyway
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A committed stream: the provider's stream, its translator, and the inbound events held
+    back until the first content-bearing one (inclusive)."""
+
+    stream: ChatStream
+    translator: Translator
+    held: list[Event]
 
 
 def _exhausted(call: Call, last: UpstreamError) -> UpstreamError:
@@ -26,6 +52,28 @@ def _exhausted(call: Call, last: UpstreamError) -> UpstreamError:
     return error
 
 
+def _translator(call: Call, provider: Provider, model: str) -> Translator:
+    price = call.snapshot.prices.price(provider.name, model)
+    context = Context(
+        model=model, request_id=call.request_id, stream=call.stream,
+        include_usage=call.include_usage,
+        max_output_tokens=price.max_output_tokens if price is not None else None,
+        headers=call.forward_headers,
+    )
+    translator = registry.translator(call.inbound, provider.wire, context)
+    if translator is None:
+        raise UpstreamUnavailable(
+            f"provider {provider.name!r} speaks {provider.wire!r} and has no translation from "
+            f"{call.inbound!r} requests")
+    return translator
+
+
+def _failed(call: Call, provider: str, model: str, error: UpstreamError, started: float) -> None:
+    # the class's code, never the upstream's own: it becomes a metric label
+    call.attempts.append(Attempt(provider, model, type(error).code,
+                                 time.perf_counter() - started))
+
+
 async def dispatch(call: Call) -> Reply:
     last: UpstreamError | None = None
     for target in call.route:
@@ -33,14 +81,14 @@ async def dispatch(call: Call) -> Reply:
         started = time.perf_counter()
         try:
             if call.endpoint == "chat":
-                reply = await provider.chat(call.body, target.model)
+                translator = _translator(call, provider, target.model)
+                request = translator.request(call.body)
+                wire = await provider.chat(request, target.model)
+                reply = Reply(translator.response(wire), wire.usage)
             else:
                 reply = await provider.embeddings(call.body, target.model)
         except UpstreamError as exc:
-            # the class's code, never the upstream's own: it becomes a metric label
-            call.attempts.append(Attempt(
-                target.provider, target.model, type(exc).code, time.perf_counter() - started
-            ))
+            _failed(call, target.provider, target.model, exc, started)
             if not exc.retryable:
                 raise
             last = exc
@@ -54,28 +102,42 @@ async def dispatch(call: Call) -> Reply:
     raise _exhausted(call, last)
 
 
-async def dispatch_stream(call: Call) -> tuple[ChatStream, bytes]:
-    """Open the first stream that yields a frame; returns it with that first frame."""
+async def _hold_back(stream: ChatStream, translator: Translator,
+                     outbound: Outbound) -> list[Event]:
+    """Read until the first inbound event that commits the response; return all read."""
+    held: list[Event] = []
+    while len(held) < _MAX_HELD_EVENTS:
+        try:
+            wire = await stream.__anext__()
+        except StopAsyncIteration:
+            if held:
+                return held
+            raise UpstreamServerError("the provider sent an empty stream") from None
+        committed = False
+        for event in translator.feed(wire, stream.usage):
+            held.append(event)
+            committed = committed or outbound.holds_content(event)
+        if committed:
+            return held
+    return held
+
+
+async def dispatch_stream(call: Call, outbound: Outbound) -> OpenStream:
+    """Open the first stream that yields content; returns it with the events read so far."""
     last: UpstreamError | None = None
     for target in call.route:
         provider = call.snapshot.providers[target.provider]
         started = time.perf_counter()
         stream: ChatStream | None = None
         try:
-            stream = await provider.chat_stream(call.body, target.model, call.include_usage)
-            try:
-                first = await stream.__anext__()
-            except StopAsyncIteration:
-                raise UpstreamServerError(
-                    f"provider {target.provider!r} sent an empty stream"
-                ) from None
+            translator = _translator(call, provider, target.model)
+            request = translator.request(call.body)
+            stream = await provider.chat_stream(request, target.model)
+            held = await _hold_back(stream, translator, outbound)
         except UpstreamError as exc:
             if stream is not None:
                 await stream.aclose()
-            # the class's code, never the upstream's own: it becomes a metric label
-            call.attempts.append(Attempt(
-                target.provider, target.model, type(exc).code, time.perf_counter() - started
-            ))
+            _failed(call, target.provider, target.model, exc, started)
             if not exc.retryable:
                 raise
             last = exc
@@ -88,6 +150,43 @@ async def dispatch_stream(call: Call) -> tuple[ChatStream, bytes]:
             Attempt(target.provider, target.model, "ok", time.perf_counter() - started)
         )
         call.served_by = target
-        return stream, first
+        return OpenStream(stream, translator, held)
     assert last is not None, "a call always has at least one target"
     raise _exhausted(call, last)
+
+
+def estimate_count(call: Call) -> int:
+    """The gateway's own input-token estimate for a count_tokens request (Anthropic shape:
+    the top-level system prompt counts as a leading message)."""
+    body = call.body
+    messages = list(body.get("messages") or ())
+    system = body.get("system")
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
+    return estimate_input_tokens({"messages": messages, "tools": body.get("tools")})
+
+
+async def count_tokens(call: Call) -> int:
+    """Input tokens of the call's request. When the first target's provider counts tokens
+    itself in the call's own shape (Anthropic), it is asked — exact, and free; if it fails with
+    anything but a refusal of the request, or any other provider leads the route, the answer is
+    the gateway's estimate (the same one admission uses)."""
+    target = call.route[0]
+    provider = call.snapshot.providers[target.provider]
+    if isinstance(provider, TokenCounter) and provider.wire == call.inbound:
+        started = time.perf_counter()
+        try:
+            translator = _translator(call, provider, target.model)
+            tokens = await provider.count_tokens(translator.request(call.body), target.model)
+        except UpstreamError as exc:
+            _failed(call, target.provider, target.model, exc, started)
+            if not exc.retryable:
+                raise
+            log.info("count_tokens upstream failed; answering with the estimate",
+                     extra={"event": "count_tokens_estimated", "request_id": call.request_id})
+        else:
+            call.attempts.append(
+                Attempt(target.provider, target.model, "ok", time.perf_counter() - started))
+            call.served_by = target
+            return tokens
+    return estimate_count(call)

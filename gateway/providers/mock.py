@@ -18,7 +18,9 @@ import orjson
 from tollgate.gateway.config.models import MockProvider
 from tollgate.gateway.errors import UpstreamServerError
 from tollgate.gateway.pricing import Usage
-from tollgate.gateway.providers.base import ChatStream, Reply
+from tollgate.gateway.providers.base import ChatStream, Reply, WireRequest
+from tollgate.gateway.translate.shapes.openai import DONE, usage_json
+from tollgate.gateway.translate.sse import Event
 
 __all__ = ["MockAdapter", "mock_reply_text"]
 
@@ -53,6 +55,7 @@ def _count_tokens(text: str) -> int:
 
 class MockAdapter:
     type = "mock"
+    wire = "openai"
     available = True
 
     def __init__(self, config: MockProvider, catalog_models: tuple[str, ...]) -> None:
@@ -81,9 +84,9 @@ class MockAdapter:
         self._counter += 1
         return text, usage, f"chatcmpl-mock-{self._counter}"
 
-    async def chat(self, body: dict[str, Any], model: str) -> Reply:
+    async def chat(self, request: WireRequest, model: str) -> Reply:
         await self._behave()
-        text, usage, ident = self._answer(body)
+        text, usage, ident = self._answer(request.body)
         reply = {
             "id": ident,
             "object": "chat.completion",
@@ -95,30 +98,28 @@ class MockAdapter:
                 "logprobs": None,
                 "finish_reason": "stop",
             }],
-            "usage": _usage_json(usage),
+            "usage": usage_json(usage),
         }
         return Reply(body=orjson.dumps(reply), usage=usage)
 
-    async def chat_stream(
-        self, body: dict[str, Any], model: str, include_usage: bool
-    ) -> ChatStream:
+    async def chat_stream(self, request: WireRequest, model: str) -> ChatStream:
         await self._behave()
-        text, usage, ident = self._answer(body)
+        text, usage, ident = self._answer(request.body)
         stream = ChatStream()
-        return stream.bind(self._frames(stream, text, usage, ident, model, include_usage))
+        return stream.bind(self._frames(stream, text, usage, ident, model, request.usage_event))
 
     async def _frames(self, stream: ChatStream, text: str, usage: Usage, ident: str, model: str,
-                      include_usage: bool) -> AsyncIterator[bytes]:
+                      include_usage: bool) -> AsyncIterator[Event]:
         created = int(time.time())
 
-        def frame(delta: dict[str, Any], finish: str | None) -> bytes:
+        def frame(delta: dict[str, Any], finish: str | None) -> Event:
             chunk = {
                 "id": ident, "object": "chat.completion.chunk", "created": created,
                 "model": model,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None,
                              "finish_reason": finish}],
             }
-            return b"data: " + orjson.dumps(chunk) + b"\n\n"
+            return Event(orjson.dumps(chunk))
 
         yield frame({"role": "assistant", "content": ""}, None)
         words = text.split(" ")
@@ -130,9 +131,9 @@ class MockAdapter:
         stream.usage = usage
         if include_usage:
             chunk = {"id": ident, "object": "chat.completion.chunk", "created": created,
-                     "model": model, "choices": [], "usage": _usage_json(usage)}
-            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-        yield b"data: [DONE]\n\n"
+                     "model": model, "choices": [], "usage": usage_json(usage)}
+            yield Event(orjson.dumps(chunk))
+        yield DONE
 
     async def embeddings(self, body: dict[str, Any], model: str) -> Reply:
         await self._behave()
@@ -150,13 +151,3 @@ class MockAdapter:
         reply = {"object": "list", "data": data, "model": model,
                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         return Reply(body=orjson.dumps(reply), usage=usage)
-
-
-def _usage_json(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }

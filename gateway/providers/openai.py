@@ -1,7 +1,9 @@
-"""OpenAI and OpenAI-compatible servers (vLLM, Ollama, Groq …): pass-through, no translation.
+"""OpenAI and OpenAI-compatible servers (vLLM, Ollama, Groq …): wire shape "openai".
 
-The request body is forwarded with only `model` replaced (and `stream_options.include_usage`
-forced on for streams, so every stream is metered); the reply body is returned byte for byte.
+The wire body is forwarded with only `model` replaced (and `stream_options.include_usage`
+forced on for streams, so every stream is metered); the reply body is returned byte for byte
+and stream `data:` lines become events without being parsed — except the usage chunk, found by
+a byte search and parsed once.
 """
 
 from __future__ import annotations
@@ -13,26 +15,22 @@ from typing import Any
 import orjson
 
 from tollgate.gateway.config.models import OpenAICompatibleProvider, OpenAIProvider
-from tollgate.gateway.errors import (
-    UpstreamClientError,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamServerError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from tollgate.gateway.errors import UpstreamServerError, UpstreamUnavailable
 from tollgate.gateway.pricing import Usage
-from tollgate.gateway.providers.base import ChatStream, Reply
+from tollgate.gateway.providers.base import ChatStream, Reply, WireRequest
 from tollgate.gateway.providers.credentials import Secret, resolve
+from tollgate.gateway.providers.errors import ErrorFields, clean, upstream_error
+from tollgate.gateway.translate.shapes.openai import DONE
+from tollgate.gateway.translate.sse import Event
 from tollgate.gateway.transport import Timeouts, Transport
 
-__all__ = ["OpenAIAdapter", "parse_openai_usage", "upstream_error"]
+__all__ = ["OpenAIAdapter", "error_fields", "parse_openai_usage", "token_count"]
 
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _DONE = b"[DONE]"
 
 
-def _token_count(value: Any, field: str) -> int:
+def token_count(value: Any, field: str) -> int:
     """A usage figure: missing is 0; anything but a non-negative integer is a broken reply."""
     if value is None:
         return 0
@@ -51,57 +49,32 @@ def parse_openai_usage(usage: dict[str, Any] | None) -> Usage | None:
     prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
     completion_details = completion_details if isinstance(completion_details, dict) else {}
     return Usage(
-        input_tokens=_token_count(usage.get("prompt_tokens"), "prompt_tokens"),
-        output_tokens=_token_count(usage.get("completion_tokens"), "completion_tokens"),
-        cached_input_tokens=_token_count(prompt_details.get("cached_tokens"), "cached_tokens"),
-        reasoning_tokens=_token_count(
+        input_tokens=token_count(usage.get("prompt_tokens"), "prompt_tokens"),
+        output_tokens=token_count(usage.get("completion_tokens"), "completion_tokens"),
+        cached_input_tokens=token_count(prompt_details.get("cached_tokens"), "cached_tokens"),
+        reasoning_tokens=token_count(
             completion_details.get("reasoning_tokens"), "reasoning_tokens"
         ),
     )
 
 
-def upstream_error(provider: str, status: int, body: bytes, headers: dict[str, str],
-                   secret: Secret | None) -> UpstreamError:
-    """Map a provider's non-2xx reply to the UpstreamError tree (the one table)."""
-    if status in (401, 403):
-        return UpstreamUnavailable(
-            f"provider {provider!r} rejected the gateway's credentials (HTTP {status})"
-        )
-    if status == 429:
-        retry_after = headers.get("retry-after")
-        extra = {"retry-after": retry_after} if retry_after else {}
-        return UpstreamRateLimited(f"provider {provider!r} is rate limiting", headers=extra)
-    if status == 408:
-        return UpstreamTimeout(f"provider {provider!r} timed out (HTTP 408)")
-    if status >= 500:
-        return UpstreamServerError(f"provider {provider!r} failed (HTTP {status})")
-    message, code, param = _client_error_fields(body, secret)
-    return UpstreamClientError(
-        message or f"provider {provider!r} rejected the request (HTTP {status})",
-        status=status, code=code or "upstream_client_error", param=param,
-    )
-
-
-def _client_error_fields(body: bytes, secret: Secret | None) -> tuple[str, str | None, str | None]:
-    """The provider's own explanation of a 4xx, bounded and with the provider key scrubbed."""
+def error_fields(body: bytes, secret: Secret | None) -> ErrorFields:
+    """OpenAI's explanation of a 4xx (`{"error": {message, code, param}}`)."""
     try:
         error = orjson.loads(body).get("error") or {}
     except (orjson.JSONDecodeError, AttributeError):
-        return "", None, None
+        return ErrorFields()
     if not isinstance(error, dict):
-        return "", None, None
-    def clean(value: Any, limit: int) -> str | None:
-        if not isinstance(value, str):
-            return None
-        value = value[:limit]
-        return secret.scrub(value) if secret is not None else value
-
-    return clean(error.get("message"), 1000) or "", clean(error.get("code"), 200), \
-        clean(error.get("param"), 200)
+        return ErrorFields()
+    return ErrorFields(clean(error.get("message"), 1000, secret) or "",
+                       clean(error.get("code"), 200, secret),
+                       clean(error.get("param"), 200, secret))
 
 
 class OpenAIAdapter:
     """Adapter for `openai` and `openai-compatible` provider entries."""
+
+    wire = "openai"
 
     def __init__(self, config: OpenAIProvider | OpenAICompatibleProvider, transport: Transport,
                  catalog_models: tuple[str, ...]) -> None:
@@ -137,23 +110,24 @@ class OpenAIAdapter:
             self._base + path, self._headers, orjson.dumps(body), self._timeouts
         )
         if reply.status >= 300:
-            raise upstream_error(self.name, reply.status, reply.body, reply.headers, self._secret)
+            raise upstream_error(self.name, reply.status, reply.headers,
+                                 error_fields(reply.body, self._secret))
         try:
-            usage = parse_openai_usage(orjson.loads(reply.body).get("usage"))
+            data = orjson.loads(reply.body)
+            usage = parse_openai_usage(data.get("usage"))
         except (orjson.JSONDecodeError, AttributeError) as exc:
             raise UpstreamServerError(f"provider {self.name!r} sent a malformed reply") from exc
-        return Reply(body=reply.body, usage=usage)
+        return Reply(body=reply.body, usage=usage, data=data)
 
-    async def chat(self, body: dict[str, Any], model: str) -> Reply:
-        return await self._post("/chat/completions", {**body, "model": model})
+    async def chat(self, request: WireRequest, model: str) -> Reply:
+        return await self._post("/chat/completions", {**request.body, "model": model})
 
     async def embeddings(self, body: dict[str, Any], model: str) -> Reply:
         return await self._post("/embeddings", {**body, "model": model})
 
-    async def chat_stream(
-        self, body: dict[str, Any], model: str, include_usage: bool
-    ) -> ChatStream:
+    async def chat_stream(self, request: WireRequest, model: str) -> ChatStream:
         self._check_available()
+        body = request.body
         options = dict(body.get("stream_options") or {})
         options["include_usage"] = True
         payload = {**body, "model": model, "stream": True, "stream_options": options}
@@ -166,29 +140,32 @@ class OpenAIAdapter:
                 raw = await reply.read()
             finally:
                 reply.close()
-            raise upstream_error(self.name, reply.status, raw, reply.headers, self._secret)
+            raise upstream_error(self.name, reply.status, reply.headers,
+                                 error_fields(raw, self._secret))
         stream = ChatStream(closer=reply.close)
-        return stream.bind(self._frames(reply.lines(), stream, include_usage))
+        return stream.bind(self._events(reply.lines(), stream, request.usage_event))
 
-    async def _frames(self, lines: AsyncIterator[bytes], stream: ChatStream,
-                      include_usage: bool) -> AsyncIterator[bytes]:
-        """Re-frame the provider's SSE as `data:` events, reading usage on the way."""
+    async def _events(self, lines: AsyncIterator[bytes], stream: ChatStream,
+                      usage_event: bool) -> AsyncIterator[Event]:
+        """The provider's `data:` lines as events, reading usage on the way."""
         async for line in lines:
             if not line.startswith(b"data:"):
                 continue  # blank separators, comments, `event:` lines
             data = line[5:].strip()
             if data == _DONE:
-                yield b"data: [DONE]\n\n"
+                yield DONE
                 return
+            event = Event(data)
             if _USAGE_OBJECT.search(data):
                 try:
-                    chunk = orjson.loads(data)
+                    chunk = event.json()
                 except orjson.JSONDecodeError:
                     chunk = {}
-                usage = parse_openai_usage(chunk.get("usage"))
+                usage = parse_openai_usage(chunk.get("usage")) if isinstance(chunk, dict) \
+                    else None
                 if usage is not None:
                     stream.usage = usage
-                    if not include_usage and not chunk.get("choices"):
-                        continue  # the client did not ask for the usage-only chunk
-            yield b"data: " + data + b"\n\n"
+                    if not usage_event and not chunk.get("choices"):
+                        continue  # nobody downstream wants the usage-only chunk
+            yield event
         raise UpstreamServerError(f"provider {self.name!r} ended the stream without [DONE]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tollgate.gateway.providers.anthropic import AnthropicAdapter
 from tollgate.gateway.providers.base import Provider
 from tollgate.gateway.providers.mock import MockAdapter
 from tollgate.gateway.providers.openai import OpenAIAdapter
@@ -17,6 +18,7 @@ Factory = Callable[[Any, Transport, tuple[str, ...]], Provider]
 ADAPTERS: dict[str, Factory] = {
     "openai": lambda config, transport, models: OpenAIAdapter(config, transport, models),
     "openai-compatible": lambda config, transport, models: OpenAIAdapter(config, transport, models),
+    "anthropic": lambda config, transport, models: AnthropicAdapter(config, transport, models),
     "mock": lambda config, transport, models: MockAdapter(config, models),
 }
 

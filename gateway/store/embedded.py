@@ -528,7 +528,12 @@ class EmbeddedStore:
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    """PASSIVE first (never blocks); when writes keep it from finishing, RESTART, which waits
+    briefly for writers so the next write rewinds the WAL instead of growing it forever
+    (journal_size_limit then truncates the file)."""
+    busy, log_pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if busy or done < log_pages:
+        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
 
 
 def _log_failure(future: Future[None]) -> None:

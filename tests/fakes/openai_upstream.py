@@ -10,8 +10,11 @@ answer, a connection closed with no response, a stream cut off in the middle.
     POST /v1/embeddings
     GET  /v1/models
 
-Replies are deterministic: the assistant answers "Echo: <last user message>". Usage defaults to
-word counts; a test sets exact figures (cached and reasoning tokens included) with `set_usage`.
+Replies are deterministic: the assistant answers "Echo: <last user message>" ("Echo: <tool
+output>" when the conversation ends with a `tool` message). `reply_with_tool_call(name, args)`
+makes requests that offer tools get a tool call instead (`finish_reason: tool_calls`; streamed
+as an id/name chunk, then the arguments in two pieces). Usage defaults to word counts; a test
+sets exact figures (cached and reasoning tokens included) with `set_usage`.
 Every request is recorded (method, path, headers, parsed JSON body) before any fault applies.
 
 Faults come from two places, checked in this order:
@@ -172,6 +175,9 @@ def _text_of(content: Any) -> str:
 def reply_text(messages: Any) -> str:
     """The fake's deterministic answer to a chat request."""
     last_user = ""
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict) \
+            and messages[-1].get("role") == "tool":
+        return f"Echo: {_text_of(messages[-1].get('content'))}"
     if isinstance(messages, list):
         for message in reversed(messages):
             if isinstance(message, dict) and message.get("role") == "user":
@@ -188,6 +194,7 @@ class _State:
     raw_usage: dict[str, Any] | None = None
     spaced_json: bool = False
     expected_key: str | None = None
+    tool_call: tuple[str, dict[str, Any]] | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     abandoned_streams: int = 0
 
@@ -255,6 +262,11 @@ class FakeOpenAI:
         self-hosted OpenAI-compatible servers, instead of OpenAI's compact form."""
         with self._lock:
             self._state.spaced_json = spaced
+
+    def reply_with_tool_call(self, name: str, arguments: dict[str, Any]) -> None:
+        """Requests that offer tools (and do not end with a tool result) get this call."""
+        with self._lock:
+            self._state.tool_call = (name, arguments)
 
     def require_key(self, key: str | None) -> None:
         """Answer 401 (OpenAI's invalid_api_key body) unless the request carries this key."""
@@ -425,6 +437,12 @@ class FakeOpenAI:
             return self._error(400, "Missing required parameter: 'messages'.",
                                param="messages")
         text = reply_text(messages)
+        call = None
+        if state.tool_call is not None and body.get("tools") and not (
+                isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"):
+            name, arguments = state.tool_call
+            call = {"id": self._next_id("call"), "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(arguments)}}
         prompt_words = sum(len(_text_of(m.get("content")).split())
                            for m in messages if isinstance(m, dict))
         usage = self._usage(state, prompt_words, len(text.split()))
@@ -432,7 +450,12 @@ class FakeOpenAI:
         if body.get("stream"):
             options = body.get("stream_options") or {}
             return await self._stream(request, fault or Fault(), state, ident, model, text,
-                                      usage if options.get("include_usage") else None)
+                                      usage if options.get("include_usage") else None, call)
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None,
+                                   "annotations": []}
+        if call is not None:
+            message["content"] = None
+            message["tool_calls"] = [call]
         reply = {
             "id": ident,
             "object": "chat.completion",
@@ -440,10 +463,9 @@ class FakeOpenAI:
             "model": model,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None,
-                            "annotations": []},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": "tool_calls" if call is not None else "stop",
             }],
             "usage": usage,
             "service_tier": "default",
@@ -453,8 +475,8 @@ class FakeOpenAI:
                             content_type="application/json")
 
     async def _stream(self, request: web.Request, fault: Fault, state: _State, ident: str,
-                      model: str, text: str, usage: dict[str, Any] | None
-                      ) -> web.StreamResponse:
+                      model: str, text: str, usage: dict[str, Any] | None,
+                      call: dict[str, Any] | None = None) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200, headers={"content-type": "text/event-stream; charset=utf-8",
                                  "cache-control": "no-cache"})
@@ -479,9 +501,19 @@ class FakeOpenAI:
 
         words = text.split(" ")
         events = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
-        events += [chunk({"content": w if i == 0 else " " + w}, None)
-                   for i, w in enumerate(words)]
-        events.append(chunk({}, "stop"))
+        if call is None:
+            events += [chunk({"content": w if i == 0 else " " + w}, None)
+                       for i, w in enumerate(words)]
+            events.append(chunk({}, "stop"))
+        else:
+            arguments = call["function"]["arguments"]
+            half = len(arguments) // 2
+            events.append(chunk({"tool_calls": [{
+                "index": 0, "id": call["id"], "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""}}]}, None))
+            events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]},
+                             None) for piece in (arguments[:half], arguments[half:])]
+            events.append(chunk({}, "tool_calls"))
         if usage is not None:
             events.append({"id": ident, "object": "chat.completion.chunk", "created": created,
                            "model": model, "system_fingerprint": "fp_fake", "choices": [],

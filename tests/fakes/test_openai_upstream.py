@@ -138,3 +138,34 @@ def test_a_required_key_turns_away_other_keys_with_401(fake: FakeOpenAI, client:
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(model="any", messages=HELLO)
     assert caught.value.code == "invalid_api_key"
+
+
+TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+
+def test_a_tool_call_reply_parses_in_the_sdk_streamed_or_not(
+        fake: FakeOpenAI, client: openai.OpenAI):
+    fake.reply_with_tool_call("weather", {"city": "Oslo"})
+    completion = client.chat.completions.create(model="any", messages=HELLO, tools=TOOLS)
+    [call] = completion.choices[0].message.tool_calls or []
+    assert call.type == "function"
+    assert (call.function.name, call.function.arguments) == ("weather", '{"city": "Oslo"}')
+    assert completion.choices[0].finish_reason == "tool_calls"
+    chunks = list(client.chat.completions.create(model="any", messages=HELLO, tools=TOOLS,
+                                                 stream=True))
+    pieces = [tc.function.arguments for c in chunks for tc in (c.choices[0].delta.tool_calls
+                                                                or []) if tc.function]
+    assert "".join(p or "" for p in pieces) == '{"city": "Oslo"}'
+
+
+def test_a_conversation_ending_in_a_tool_result_echoes_it(
+        fake: FakeOpenAI, client: openai.OpenAI):
+    fake.reply_with_tool_call("weather", {"city": "Oslo"})
+    messages = [*HELLO,
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function",
+                     "function": {"name": "weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "9C"}]
+    completion = client.chat.completions.create(model="any", messages=messages, tools=TOOLS)
+    assert completion.choices[0].message.content == "Echo: 9C"

@@ -9,13 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 
+from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support.gateway import GatewayProcess, start_gateway
 
 __all__ = [
     "FAST_TIMEOUTS",
+    "anthropic_async_client",
+    "anthropic_client",
+    "anthropic_provider",
     "async_client",
     "log_events",
     "provider",
@@ -41,6 +46,27 @@ def provider(name: str, fake: FakeOpenAI, *, key_env: str | None,
     if models:
         entry["models"] = list(models)
     return entry
+
+
+def anthropic_provider(name: str, fake: FakeAnthropic, *, key_env: str,
+                       models: tuple[str, ...] = (),
+                       timeouts: dict[str, float] | None = None) -> dict[str, Any]:
+    """An `anthropic` provider entry pointing at the fake Anthropic server."""
+    entry: dict[str, Any] = {"name": name, "type": "anthropic", "baseURL": fake.base_url,
+                             "apiKey": {"env": key_env}, "timeouts": timeouts or FAST_TIMEOUTS}
+    if models:
+        entry["models"] = list(models)
+    return entry
+
+
+def anthropic_client(gateway: GatewayProcess, token: str) -> anthropic.Anthropic:
+    """The official anthropic SDK pointed at the gateway, its own retries off."""
+    return anthropic.Anthropic(base_url=gateway.url, api_key=token, max_retries=0, timeout=15)
+
+
+def anthropic_async_client(gateway: GatewayProcess, token: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=gateway.url, api_key=token, max_retries=0,
+                                    timeout=15)
 
 
 def user(text: str) -> list[dict[str, str]]:

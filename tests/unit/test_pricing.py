@@ -159,3 +159,43 @@ def test_pricing_overrides_in_the_config_reach_the_served_price_book(tmp_path):
     )
     assert rates(snapshot.prices.price("azure-eu", "gpt-4o")) == (2_750_000, 2_750_000, 11_000_000)
     assert rates(snapshot.prices.price("azure-eu", "gpt-4o-mini")) == (150_000, 75_000, 600_000)
+
+
+SONNET = Price.from_strings("3.00", "15.00", "0.30", cache_write="3.75", cache_write_1h="6.00")
+
+
+def test_cache_writes_are_priced_at_the_write_rate_and_not_again_as_input():
+    # 100 plain, 2000 read, 500 written (5 min), 50 out:
+    # 100*3 + 2000*0.30 + 500*3.75 + 50*15 = 300 + 600 + 1875 + 750 = 3525 micro-USD
+    usage = Usage(input_tokens=2600, cached_input_tokens=2000, cache_write_tokens=500,
+                  output_tokens=50)
+    assert SONNET.cost(usage) == 3525
+
+
+def test_one_hour_writes_are_priced_at_their_own_rate():
+    # 400 five-minute writes at 3.75 + 100 one-hour writes at 6.00 = 1500 + 600
+    usage = Usage(input_tokens=500, cache_write_tokens=500, cache_write_1h_tokens=100)
+    assert SONNET.cost(usage) == 2100
+
+
+def test_without_a_write_price_writes_cost_the_catalogs_multiples_of_input():
+    price = Price.from_strings("3.00", "15.00", None)
+    assert (price.cache_write, price.cache_write_1h) == (3_750_000, 6_000_000)
+    raw = _raw_catalog()["cacheWriteMultipliers"]
+    assert (raw["5m"], raw["1h"]) == ("1.25", "2")
+
+
+def test_cache_classes_never_exceed_the_input_they_are_part_of():
+    absurd = Usage(input_tokens=100, cached_input_tokens=80, cache_write_tokens=500)
+    assert SONNET.cost(absurd) == SONNET.cost(
+        Usage(input_tokens=100, cached_input_tokens=80, cache_write_tokens=20))
+
+
+@pytest.mark.parametrize("model", ["claude-opus-4-6", "claude-sonnet-4-6", "claude-sonnet-4-5",
+                                   "claude-haiku-4-5"])
+def test_claude_on_anthropic_prices_reads_at_a_tenth_and_writes_at_a_quarter_more(model: str):
+    price = load_catalog()[("anthropic", model)]
+    assert price.cached_input * 10 == price.input
+    assert price.cache_write * 4 == price.input * 5
+    assert price.cache_write_1h == price.input * 2
+    assert price.max_output_tokens

@@ -1,0 +1,42 @@
+"""{(inbound shape, wire shape): translator} and {inbound shape: stream writer} — one dict
+each, never an if/elif ladder. Adding a provider with a new wire shape means one pair module
+per inbound shape and one line per pair here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tollgate.gateway.translate.anthropic_anthropic import AnthropicPassthrough
+from tollgate.gateway.translate.anthropic_openai import AnthropicToOpenAI
+from tollgate.gateway.translate.base import Context, Outbound, Translator
+from tollgate.gateway.translate.openai_anthropic import OpenAIToAnthropic
+from tollgate.gateway.translate.openai_openai import OpenAIPassthrough
+from tollgate.gateway.translate.shapes.anthropic import AnthropicOutbound
+from tollgate.gateway.translate.shapes.openai import OpenAIOutbound
+
+__all__ = ["INBOUND_SHAPES", "OUTBOUND", "PAIRS", "outbound", "translator"]
+
+PAIRS: dict[tuple[str, str], Callable[[Context], Translator]] = {
+    ("openai", "openai"): OpenAIPassthrough,
+    ("openai", "anthropic"): OpenAIToAnthropic,
+    ("anthropic", "openai"): AnthropicToOpenAI,
+    ("anthropic", "anthropic"): AnthropicPassthrough,
+}
+
+OUTBOUND: dict[str, Callable[[str], Outbound]] = {
+    "openai": OpenAIOutbound,
+    "anthropic": AnthropicOutbound,
+}
+
+INBOUND_SHAPES = frozenset(OUTBOUND)
+
+
+def translator(inbound: str, wire: str, context: Context) -> Translator | None:
+    """A fresh translator for one attempt, or None when no pair serves (inbound, wire)."""
+    make = PAIRS.get((inbound, wire))
+    return make(context) if make is not None else None
+
+
+def outbound(inbound: str, request_id: str) -> Outbound:
+    """The writer for one streamed response in the inbound shape."""
+    return OUTBOUND[inbound](request_id)
