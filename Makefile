@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean crds
+.PHONY: run test bench lint clean crds docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ run: $(STAMP)
 ## test: install everything the suite needs (venv, packages, redis-server) and run it all
 test: $(STAMP)
 	bash scripts/ensure-tools.sh
+	bash scripts/fetch-k8s-tools.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## bench: the latency/throughput benchmark against a fast fake upstream (not a test)
@@ -29,9 +30,15 @@ bench: $(STAMP)
 ## crds: regenerate crds/ and charts/tollgate/crds/ from operator/models.py
 crds: $(STAMP)
 	$(PY) -m tollgate.operator.crdgen
+	bash scripts/fetch-k8s-tools.sh
+	$(PY) deploy/kustomize/generate.py
+
+## docs: regenerate the values reference in docs/install.md from the chart's schema
+docs: $(STAMP)
+	$(PY) scripts/values-doc.py --write
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gateway operator tests bench
+	$(VENV)/bin/ruff check gateway operator tests bench scripts deploy/kustomize
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache

@@ -13,8 +13,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+import sys
+import urllib.parse
+from collections.abc import AsyncIterator, Sequence
 
+import aiohttp.web
 import kopf
 
 from tollgate.operator import kube
@@ -32,6 +35,30 @@ def _register_handlers() -> None:
     from tollgate.operator.handlers import credentials, virtualkeys  # noqa: F401
 
 
+@contextlib.asynccontextmanager
+async def _standby_probe(url: str | None) -> AsyncIterator[None]:
+    """While standing by, answer the liveness URL kopf serves once leading: a standby is alive,
+    and its probe must not get it restarted."""
+    if url is None:
+        yield
+        return
+    parsed = urllib.parse.urlsplit(url)
+
+    async def alive(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.json_response({"standby": True})
+
+    app = aiohttp.web.Application()
+    app.router.add_get(parsed.path or "/", alive)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await aiohttp.web.TCPSite(runner, parsed.hostname, parsed.port or 80,
+                              reuse_address=True).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
 async def _operate(options: OperatorOptions) -> int:
     _register_handlers()
     identity = options.identity or default_identity()
@@ -47,8 +74,9 @@ async def _operate(options: OperatorOptions) -> int:
         if options.peering:
             elector = LeaderElector(client, LeaseConfig(
                 options.target_namespace, options.lease_name, identity, options.lease_seconds))
-            if not await elector.acquire(stop):
-                return 0
+            async with _standby_probe(options.liveness):
+                if not await elector.acquire(stop):
+                    return 0
         kopf_stop = asyncio.Event()
 
         async def watch_leadership() -> None:
@@ -66,7 +94,7 @@ async def _operate(options: OperatorOptions) -> int:
         namespaces = options.watched_namespaces
         await kopf.operator(
             clusterwide=not namespaces, namespaces=namespaces, standalone=True,
-            identity=identity, memo=memo, stop_flag=kopf_stop,
+            memo=memo, stop_flag=kopf_stop,
             liveness_endpoint=options.liveness,
         )
     finally:
@@ -83,12 +111,29 @@ async def _operate(options: OperatorOptions) -> int:
     return 0
 
 
+def _check_base(options: OperatorOptions) -> str | None:
+    """Render nothing with the deployment's base sections: a bad `--base-config` should stop
+    the operator at start, not fail every render pass later."""
+    from tollgate.operator.render import RenderError, RenderOptions, render
+
+    try:
+        render([], [], [], RenderOptions(base=options.base))
+    except (RenderError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 def run(options: OperatorOptions) -> int:
     """Run the operator in this process until it is stopped; returns the exit code."""
+    problem = _check_base(options)
+    if problem is not None:
+        print(f"tollgate operator: --base-config: {problem}", file=sys.stderr)
+        return 2
     kopf.configure(verbose=options.verbose, log_format=kopf.LogFormat.FULL)
     if not options.verbose:
-        # kopf logs every handled event at INFO; keep its warnings and errors only.
+        # kopf logs every handled event, aiohttp every probe, at INFO: keep warnings and up.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return asyncio.run(_operate(options))
 
 

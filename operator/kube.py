@@ -18,12 +18,11 @@ re-rendering unchanged input writes nothing.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -57,7 +56,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -218,8 +216,14 @@ class KubeClient:
                         await self.close()
                         self._info = _login()
                         continue
-                    payload = await response.json(content_type=None) \
-                        if response.content_length != 0 else None
+                    try:
+                        payload = await response.json(content_type=None) \
+                            if response.content_length != 0 else None
+                    except ValueError:  # a proxy's HTML page, a truncated body
+                        payload = None
+                        if response.status < 400:
+                            raise ApiError(response.status, "InvalidResponse",
+                                           f"{method} {path}: the answer is not JSON") from None
                     if response.status >= 400:
                         raise _error(response.status, payload)
                     return payload
@@ -271,15 +275,6 @@ def _error(status: int, payload: Any) -> ApiError:
         reason = str(payload.get("reason") or reason)
         message = str(payload.get("message") or "")
     return _ERRORS.get(status, ApiError)(status, reason, message)
-
-
-@contextlib.asynccontextmanager
-async def connected() -> AsyncIterator[KubeClient]:
-    client = await KubeClient.connect()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 # --- writes with comparison (idempotent) ----------------------------------------------------
@@ -390,9 +385,3 @@ async def post_event(client: KubeClient, involved: Mapping[str, Any], *, type_: 
     except ApiError as exc:
         logger.warning("could not post event %s on %s %s/%s: %s", reason, involved.get("kind"),
                        namespace, metadata["name"], exc)
-
-
-async def delete_all(client: KubeClient, kind: Kind, namespace: str,
-                     names: Sequence[str]) -> None:
-    for name in names:
-        await client.delete(kind, namespace, name)

@@ -1,7 +1,8 @@
 """How the operator is deployed: its command-line options, shared by `python -m
 tollgate.operator` and `tollgate operator`.
 
-Kept free of kopf and aiohttp imports, so `tollgate --help` stays fast.
+Kept free of kopf, aiohttp and pydantic imports: `tollgate` builds this parser on every
+invocation, so it must stay cheap to import.
 """
 
 from __future__ import annotations
@@ -11,11 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+__all__ = [
+    "CREDENTIALS_MOUNT_PATH",
+    "DEFAULT_CONFIG_NAME",
+    "OperatorOptions",
+    "add_arguments",
+    "options_from_args",
+]
 
-from tollgate.operator.render import CREDENTIALS_MOUNT_PATH
-
-__all__ = ["DEFAULT_CONFIG_NAME", "OperatorOptions", "add_arguments", "options_from_args"]
+CREDENTIALS_MOUNT_PATH = "/etc/tollgate/credentials"
+"""Where the gateway mounts the credentials Secret (one file per provider key, no subfolders,
+so a plain Secret volume works and the kubelet's atomic `..data` swap covers all of them).
+Defined here, where it is cheap to import, and re-exported by `render`."""
 
 DEFAULT_CONFIG_NAME = "tollgate-gateway-config"
 DEFAULT_TARGET_NAMESPACE = "tollgate-system"
@@ -102,8 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long a rotated-out token keeps working (default 3600)")
     parser.add_argument("--resync-seconds", type=float, default=300.0,
                         help="how often written objects are re-read and repaired (default 300)")
-    parser.add_argument("--credentials-mount-path", default=CREDENTIALS_MOUNT_PATH,
-                        help=f"where gateways mount the credentials Secret "
+    parser.add_argument("--credentials-mount-path", metavar="DIR",
+                        default=CREDENTIALS_MOUNT_PATH,
+                        help="where gateways mount the credentials Secret "
                              f"(default {CREDENTIALS_MOUNT_PATH})")
     parser.add_argument("--base-config", type=Path, metavar="FILE",
                         help="YAML with GatewayConfig sections copied into every render "
@@ -114,6 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> OperatorOptions:
+    import yaml
+
     base: dict[str, Any] = {}
     if args.base_config is not None:
         loaded = yaml.safe_load(args.base_config.read_text()) or {}

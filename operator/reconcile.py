@@ -73,6 +73,7 @@ _KEPT_ANNOTATIONS = (tokens.ROTATE_ANNOTATION, tokens.ROTATED_FOR_ANNOTATION,
                      tokens.ROTATED_AT_ANNOTATION)
 _EVENTS_PER_PASS = 50
 _PARALLEL_WRITES = 16
+_AWAIT_SECONDS = 5.0
 
 Index = Mapping[Any, Iterable[Mapping[str, Any]]]
 """What kopf.Index looks like to us: key → the values the indexed objects gave."""
@@ -141,13 +142,17 @@ def _deleting(body: Mapping[str, Any]) -> bool:
     return bool((body.get("metadata") or {}).get("deletionTimestamp"))
 
 
-@dataclass(frozen=True)
 class Inputs:
     """One consistent snapshot of the indexes, taken at the start of a pass."""
 
-    virtual_keys: list[dict[str, Any]]
-    provider_credentials: list[dict[str, Any]]
-    secrets: list[dict[str, Any]]
+    def __init__(self, virtual_keys: list[dict[str, Any]],
+                 provider_credentials: list[dict[str, Any]],
+                 secrets: list[dict[str, Any]]) -> None:
+        self.virtual_keys = virtual_keys
+        self.provider_credentials = provider_credentials
+        self.secrets = secrets
+        self._secrets_by_name = {(b["metadata"].get("namespace"), b["metadata"].get("name")): b
+                                 for b in secrets}
 
     @classmethod
     def of(cls, indexes: Indexes) -> Inputs:
@@ -164,23 +169,16 @@ class Inputs:
 
     def digest(self) -> str:
         """Changes exactly when the render's input does (status and versions excluded)."""
-        def essence(body: Mapping[str, Any], *fields: str) -> dict[str, Any]:
-            metadata = body.get("metadata") or {}
-            return {"ns": metadata.get("namespace"), "name": metadata.get("name"),
-                    **{f: body.get(f) for f in fields}}
-        document = [
-            sorted((essence(b, "spec") for b in self.live_keys), key=json.dumps),
-            sorted((essence(b, "spec") for b in self.live_credentials), key=json.dumps),
-            sorted((essence(b, "data") for b in self.secrets), key=json.dumps),
-        ]
-        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+        def essences(bodies: Iterable[Mapping[str, Any]], field: str) -> list[str]:
+            return sorted(json.dumps([(b.get("metadata") or {}).get("namespace"),
+                                      (b.get("metadata") or {}).get("name"), b.get(field)],
+                                     sort_keys=True) for b in bodies)
+        document = [essences(self.live_keys, "spec"), essences(self.live_credentials, "spec"),
+                    essences(self.secrets, "data")]
+        return hashlib.sha256(json.dumps(document).encode()).hexdigest()
 
     def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        for body in self.secrets:
-            metadata = body["metadata"]
-            if metadata.get("namespace") == namespace and metadata.get("name") == name:
-                return body
-        return None
+        return self._secrets_by_name.get((namespace, name))
 
 
 # --- status (pure) ----------------------------------------------------------------------------
@@ -220,6 +218,27 @@ def desired_status(kind: str, body: Mapping[str, Any], report: Report, revision:
     return (patch or None), (update if ready_changed else None)
 
 
+_StatusPatch = tuple[dict[str, Any], dict[str, Any], ConditionUpdate | None]
+
+
+def _status_patches(inputs: Inputs, rendered: Rendered, now: datetime) -> list[_StatusPatch]:
+    """(object, status patch, Ready update to announce) for every object whose status is not
+    what the render says; runs in a worker thread (10,000 keys are a lot of conditions)."""
+    bodies: dict[ObjectRef, dict[str, Any]] = {}
+    for body in [*inputs.live_keys, *inputs.live_credentials]:
+        metadata = body["metadata"]
+        bodies[ObjectRef(str(body["kind"]), metadata["namespace"], metadata["name"])] = body
+    patches: list[_StatusPatch] = []
+    for ref, report in rendered.reports.items():
+        found = bodies.get(ref)
+        if found is None or "resourceVersion" not in found["metadata"]:
+            continue
+        patch, announce = desired_status(ref.kind, found, report, rendered.revision, now)
+        if patch is not None:
+            patches.append((found, patch, announce))
+    return patches
+
+
 # --- the loop ---------------------------------------------------------------------------------
 
 
@@ -233,9 +252,13 @@ async def _bounded(awaitables: Iterable[Awaitable[None]], limit: int) -> None:
     await asyncio.gather(*(one(a) for a in awaitables))
 
 
+_Desired = tuple[kube.Kind, dict[str, Any]]
+"""One object of the output (the credentials Secret or a ConfigMap part), as it should be."""
+
+
 @dataclass
 class _Written:
-    """What the API server holds of our output, by (plural, name); None: not read yet."""
+    """What the API server holds of our output, by (plural, name), as last read or written."""
 
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
@@ -252,10 +275,12 @@ class Reconciler:
         self._dirty = asyncio.Event()
         self._digest: str | None = None
         self._rendered: Rendered | None = None
+        self._desired: list[_Desired] = []
         self._written: _Written | None = None
         self._served: set[tuple[str, str]] | None = None
         self._written_event = asyncio.Event()
         self._next_resync = 0.0
+        self._awaited: dict[tuple[str, str], tuple[str | None, float]] = {}
         self.passes = 0
         self._parts = 0
         self.revision: str | None = None
@@ -299,7 +324,9 @@ class Reconciler:
             timeout = self._next_resync - loop.time()
             wake = self._next_token_expiry()
             if wake is not None:
-                timeout = min(timeout, (wake - datetime.now(UTC)).total_seconds() + 0.05)
+                # At least half a second: an expiry that keeps failing must not spin the loop.
+                due = (wake - datetime.now(UTC)).total_seconds() + 0.05
+                timeout = min(timeout, max(due, 0.5))
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout=max(0.0, timeout))
             except TimeoutError:
@@ -344,21 +371,14 @@ class Reconciler:
         """One pass over the whole state (see the module docstring)."""
         self.passes += 1
         inputs = Inputs.of(self._indexes)
-        if await self._tokens(inputs):
-            # The new Secrets are on their way into the index; render once they are there,
-            # instead of announcing the keys as pending for a moment.
+        await self._tokens(inputs)
+        if self._awaiting(inputs):
+            # Token Secrets just written are on their way into the index: render once they
+            # are there, instead of announcing their keys as pending for a moment.
             self.request()
             return
-        digest = inputs.digest()
-        if self._rendered is None or digest != self._digest:
-            options = RenderOptions(credentials_dir=self.options.credentials_dir,
-                                    shared_namespaces=self.options.credentials_namespaces,
-                                    base=self.options.base)
-            self._rendered = await asyncio.to_thread(
-                render, inputs.live_keys, inputs.live_credentials, inputs.secrets, options)
-            self._digest = digest
-        rendered = self._rendered
-        changed = await self._write_config(rendered)
+        rendered, desired = await asyncio.to_thread(self._render, inputs)
+        changed = await self._write_config(desired)
         self._served = {(r.obj.namespace, r.obj.name) for r in rendered.reports.values()
                         if r.obj.kind == "VirtualKey" and r.rendered}
         self._written_event.set()  # wake everyone waiting in released()
@@ -371,10 +391,36 @@ class Reconciler:
         self.revision = rendered.revision
         await self._statuses(inputs, rendered)
 
+    def _render(self, inputs: Inputs) -> tuple[Rendered, list[_Desired]]:
+        """Render and shard, unless the input is what the last render saw (runs in a worker
+        thread: for 10,000 keys both take long enough to stall the watches)."""
+        digest = inputs.digest()
+        if self._rendered is None or digest != self._digest:
+            options = RenderOptions(credentials_dir=self.options.credentials_dir,
+                                    shared_namespaces=self.options.credentials_namespaces,
+                                    base=self.options.base)
+            rendered = render(inputs.live_keys, inputs.live_credentials, inputs.secrets,
+                              options)
+            self._rendered, self._desired, self._digest = rendered, self._objects(rendered), \
+                digest
+        return self._rendered, self._desired
+
+    def _awaiting(self, inputs: Inputs) -> bool:
+        """Whether a token Secret this process wrote has yet to reach the index (bounded: an
+        index that never catches up delays the render by at most `_AWAIT_SECONDS`)."""
+        now = asyncio.get_running_loop().time()
+        for key, (stale_version, deadline) in list(self._awaited.items()):
+            secret = inputs.secret(*key)
+            seen = secret is not None and secret["metadata"].get("resourceVersion") \
+                != stale_version
+            if seen or now >= deadline:
+                del self._awaited[key]
+        return bool(self._awaited)
+
     # -- 1. token Secrets -----------------------------------------------------------------------
 
-    async def _tokens(self, inputs: Inputs) -> bool:
-        """Carry out every token step due now; True when a Secret was created or rotated."""
+    async def _tokens(self, inputs: Inputs) -> None:
+        """Carry out every token step due now."""
         overlap = timedelta(seconds=self.options.rotation_overlap_seconds)
         now = datetime.now(UTC)
         actions: list[tuple[dict[str, Any], tokens.TokenAction]] = []
@@ -386,42 +432,41 @@ class Reconciler:
             action = tokens.plan(key, secret, kube.owner_reference(key), now, overlap)
             if action is not None:
                 actions.append((key, action))
-        results: list[bool] = []
+        await _bounded((self._token_step(k, a, inputs) for k, a in actions), _PARALLEL_WRITES)
 
-        async def run(key: dict[str, Any], action: tokens.TokenAction) -> None:
-            results.append(await self._token_step(key, action))
-
-        await _bounded((run(k, a) for k, a in actions), _PARALLEL_WRITES)
-        return any(results)
-
-    async def _token_step(self, key: dict[str, Any], action: tokens.TokenAction) -> bool:
+    async def _token_step(self, key: dict[str, Any], action: tokens.TokenAction,
+                          inputs: Inputs) -> None:
         client = self._client
+        if isinstance(action, tokens.CreateSecret):
+            where = (action.body["metadata"]["namespace"], action.body["metadata"]["name"])
+        else:
+            where = (action.namespace, action.name)
+        if where in self._awaited:
+            return  # written a moment ago; the index has not caught up yet
+        stale = inputs.secret(*where)
+        stale_version = stale["metadata"].get("resourceVersion") if stale else None
         try:
             if isinstance(action, tokens.CreateSecret):
-                name = action.body["metadata"]["name"]
-                try:
-                    await client.create(kube.SECRETS, action.body)
-                except kube.Conflict:
-                    return False  # created a moment ago; the index has not seen it yet
-                await self._event(key, "Normal", "KeySecretCreated",
-                                  f"Generated a bearer token into Secret {name!r} (entry "
-                                  "'token'); the gateway sees only its SHA-256.")
-                return True
-            if isinstance(action, tokens.RotateSecret):
+                await client.create(kube.SECRETS, action.body)
+                reason, message = "KeySecretCreated", (
+                    f"Generated a bearer token into Secret {where[1]!r} (entry 'token'); the "
+                    "gateway sees only its SHA-256.")
+            elif isinstance(action, tokens.RotateSecret):
                 await client.patch(kube.SECRETS, action.namespace, action.name, action.patch)
                 minutes = self.options.rotation_overlap_seconds / 60
-                await self._event(key, "Normal", "TokenRotated",
-                                  f"Rotated the token in Secret {action.name!r}; the previous "
-                                  f"token keeps working for {minutes:g} more minutes.")
-                return True
-            await client.patch(kube.SECRETS, action.namespace, action.name, action.patch)
-            await self._event(key, "Normal", "PreviousTokenExpired",
-                              f"The overlap window ended: the previous token in Secret "
-                              f"{action.name!r} no longer works.")
-            return False
+                reason, message = "TokenRotated", (
+                    f"Rotated the token in Secret {action.name!r}; the previous token keeps "
+                    f"working for {minutes:g} more minutes.")
+            else:
+                await client.patch(kube.SECRETS, action.namespace, action.name, action.patch)
+                reason, message = "PreviousTokenExpired", (
+                    f"The overlap window ended: the previous token in Secret {action.name!r} "
+                    "no longer works.")
         except (kube.Conflict, kube.NotFound):
             self.request()  # the Secret changed under us; decide again from the fresh index
-            return False
+            return
+        self._awaited[where] = (stale_version, asyncio.get_running_loop().time() + _AWAIT_SECONDS)
+        await self._event(key, "Normal", reason, message)
 
     def _next_token_expiry(self) -> datetime | None:
         overlap = timedelta(seconds=self.options.rotation_overlap_seconds)
@@ -432,7 +477,7 @@ class Reconciler:
 
     # -- 3. the config ---------------------------------------------------------------------------
 
-    def _desired(self, rendered: Rendered) -> list[tuple[kube.Kind, dict[str, Any]]]:
+    def _objects(self, rendered: Rendered) -> list[_Desired]:
         options = self.options
         secret = credentials_secret(rendered, options.credentials_secret_name,
                                     options.target_namespace)
@@ -453,13 +498,12 @@ class Reconciler:
             written.objects[("secrets", options.credentials_secret_name)] = secret
         return written
 
-    async def _write_config(self, rendered: Rendered) -> int:
+    async def _write_config(self, desired: list[_Desired]) -> int:
         """Secret first (a new provider's key file exists before config names it), then the
-        parts in order, then stale parts; each only if it differs."""
+        parts in order, then stale parts; each only if it differs. Returns the write count."""
         if self._written is None:
             self._written = await self._read_written()
         written = self._written.objects
-        desired = self._desired(rendered)
         changed = 0
         try:
             for kind, body in desired:
@@ -467,9 +511,10 @@ class Reconciler:
                 current = written.get(key)
                 if not kube.needs_write(body, current):
                     continue
-                body["metadata"].setdefault("annotations", {})[RENDERED_BY_ANNOTATION] = \
-                    self.identity
-                result = await kube.apply(self._client, kind, body, current)
+                metadata = body["metadata"]
+                signed = {**body, "metadata": {**metadata, "annotations": {
+                    **(metadata.get("annotations") or {}), RENDERED_BY_ANNOTATION: self.identity}}}
+                result = await kube.apply(self._client, kind, signed, current)
                 if result is not None:
                     written[key] = result
                     changed += 1
@@ -487,20 +532,8 @@ class Reconciler:
     # -- 4. status -------------------------------------------------------------------------------
 
     async def _statuses(self, inputs: Inputs, rendered: Rendered) -> None:
-        now = datetime.now(UTC)
-        bodies: dict[ObjectRef, dict[str, Any]] = {}
-        for body in [*inputs.live_keys, *inputs.live_credentials]:
-            metadata = body["metadata"]
-            bodies[ObjectRef(str(body["kind"]), metadata["namespace"], metadata["name"])] = body
+        patches = await asyncio.to_thread(_status_patches, inputs, rendered, datetime.now(UTC))
         events: list[tuple[dict[str, Any], ConditionUpdate]] = []
-        patches: list[tuple[dict[str, Any], dict[str, Any], ConditionUpdate | None]] = []
-        for ref, report in rendered.reports.items():
-            body = bodies.get(ref)
-            if body is None or "resourceVersion" not in body["metadata"]:
-                continue
-            patch, announce = desired_status(ref.kind, body, report, rendered.revision, now)
-            if patch is not None:
-                patches.append((body, patch, announce))
 
         async def one(body: dict[str, Any], patch: dict[str, Any],
                       announce: ConditionUpdate | None) -> None:

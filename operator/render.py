@@ -44,6 +44,7 @@ from tollgate.operator.models import (
     ProviderType,
     VirtualKeySpec,
 )
+from tollgate.operator.options import CREDENTIALS_MOUNT_PATH
 from tollgate.operator.validate import (
     CredentialIndex,
     CredentialInfo,
@@ -87,10 +88,6 @@ __all__ = [
     "render_credentials",
     "shard",
 ]
-
-CREDENTIALS_MOUNT_PATH = "/etc/tollgate/credentials"
-"""Where the gateway mounts the credentials Secret (one file per provider key, no subfolders,
-so a plain Secret volume works and the kubelet's atomic `..data` swap covers all of them)."""
 
 SHARD_MAX_BYTES = 900 * 1024
 """Largest ConfigMap part: under the 1 MiB object limit with room for metadata."""

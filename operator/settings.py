@@ -27,10 +27,8 @@ FINALIZER = f"{GROUP}/finalizer"
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo,
-                    virtual_keys: kopf.Index[Any, Any],
-                    provider_credentials: kopf.Index[Any, Any],
-                    secrets: kopf.Index[Any, Any],
-                    logger: logging.Logger, **_: Any) -> None:
+                    logger: logging.Logger | logging.LoggerAdapter[Any], **indexes: Any) -> None:
+    """`indexes` are kopf's, named after the index functions in `handlers`."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -44,8 +42,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo,
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
 
-    reconciler = Reconciler(memo.options, memo.client, memo.identity,
-                            Indexes(virtual_keys, provider_credentials, secrets))
+    reconciler = Reconciler(memo.options, memo.client, memo.identity, Indexes(
+        indexes["virtual_keys"], indexes["provider_credentials"], indexes["secrets"]))
     memo.reconciler = reconciler
     memo.render_task = asyncio.create_task(reconciler.run(), name="tollgate render loop")
     if not await _any_custom_resources(memo):

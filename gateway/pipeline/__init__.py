@@ -64,7 +64,8 @@ async def run(call: Call) -> Reply:
 
 
 async def run_count(call: Call) -> int:
-    """count_tokens: input tokens of the request, from the provider or estimated."""
+    """count_tokens: input tokens of the request, from the provider or estimated. The call is
+    authorized as "chat" (same route and fallback chain) and recorded as "count_tokens"."""
     try:
         authorize(call)
         tokens = await count_tokens(call)
@@ -82,14 +83,13 @@ async def run_count(call: Call) -> int:
 
 
 async def run_stream(call: Call) -> AsyncIterator[bytes]:
-    """A streaming call: everything up to the first content-bearing event happens before this
+    """A streaming call: everything up to the first committing event happens before this
     returns, so errors (and failover) happen while the client can still get a plain HTTP
     error."""
-    outbound = registry.outbound(call.inbound, call.request_id)
     try:
         authorize(call)
         await govern.admit(call)
-        opened = await dispatch_stream(call, outbound)
+        opened = await dispatch_stream(call)
     except BaseException as error:
         if isinstance(error, TollgateError):
             _failed(call, error)
@@ -98,7 +98,7 @@ async def run_stream(call: Call) -> AsyncIterator[bytes]:
         await govern.finish(call)
         record(call)
         raise
-    return _relay(call, opened, outbound)
+    return _relay(call, opened, registry.outbound(call.inbound, call.request_id))
 
 
 class _Meter:

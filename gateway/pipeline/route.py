@@ -5,16 +5,18 @@ the caller's problem and is returned at once. Each attempt gets a fresh translat
 (the call's inbound shape, the target provider's wire shape), so one fallback chain can cross
 API shapes: an OpenAI request served by Claude, an Anthropic request served by GPT.
 
-A stream is committed only when its first content-bearing event has arrived: lifecycle events
-before it (OpenAI's role chunk, Anthropic's message_start, content_block_start, ping) are held
-back, so a stream that fails before any content — Anthropic reports overload as an `error`
-event after message_start — still fails over to the next target.
+A stream is committed only when the first event its wire shape counts as committing has
+arrived (registry.COMMITS): lifecycle events before it (Anthropic's message_start,
+content_block_start, ping) are translated but held back, so a stream that fails before any
+content — Anthropic reports an overload as an `error` event after message_start — still fails
+over to the next target. OpenAI's first chunk comes with the first token and commits at once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tollgate.gateway.errors import UpstreamError, UpstreamServerError, UpstreamUnavailable
@@ -22,7 +24,7 @@ from tollgate.gateway.estimate import estimate_input_tokens
 from tollgate.gateway.pipeline.call import Attempt, Call
 from tollgate.gateway.providers.base import ChatStream, Provider, Reply, TokenCounter
 from tollgate.gateway.translate import registry
-from tollgate.gateway.translate.base import Context, Outbound, Translator
+from tollgate.gateway.translate.base import Context, Translator
 from tollgate.gateway.translate.sse import Event
 
 __all__ = ["OpenStream", "count_tokens", "dispatch", "dispatch_stream", "estimate_count"]
@@ -103,27 +105,23 @@ async def dispatch(call: Call) -> Reply:
 
 
 async def _hold_back(stream: ChatStream, translator: Translator,
-                     outbound: Outbound) -> list[Event]:
-    """Read until the first inbound event that commits the response; return all read."""
+                     commits: Callable[[Event], bool]) -> list[Event]:
+    """Read wire events until one commits the response; return their inbound translations."""
     held: list[Event] = []
-    while len(held) < _MAX_HELD_EVENTS:
+    for _ in range(_MAX_HELD_EVENTS):
         try:
             wire = await stream.__anext__()
         except StopAsyncIteration:
-            if held:
-                return held
-            raise UpstreamServerError("the provider sent an empty stream") from None
-        committed = False
-        for event in translator.feed(wire, stream.usage):
-            held.append(event)
-            committed = committed or outbound.holds_content(event)
-        if committed:
-            return held
+            raise UpstreamServerError("the provider ended the stream before any content") \
+                from None
+        held.extend(translator.feed(wire, stream.usage))
+        if commits(wire):
+            break
     return held
 
 
-async def dispatch_stream(call: Call, outbound: Outbound) -> OpenStream:
-    """Open the first stream that yields content; returns it with the events read so far."""
+async def dispatch_stream(call: Call) -> OpenStream:
+    """Open the first stream that commits; returns it with the inbound events read so far."""
     last: UpstreamError | None = None
     for target in call.route:
         provider = call.snapshot.providers[target.provider]
@@ -133,7 +131,7 @@ async def dispatch_stream(call: Call, outbound: Outbound) -> OpenStream:
             translator = _translator(call, provider, target.model)
             request = translator.request(call.body)
             stream = await provider.chat_stream(request, target.model)
-            held = await _hold_back(stream, translator, outbound)
+            held = await _hold_back(stream, translator, registry.COMMITS[provider.wire])
         except UpstreamError as exc:
             if stream is not None:
                 await stream.aclose()

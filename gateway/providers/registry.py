@@ -1,4 +1,17 @@
-"""{provider type: adapter factory} — one dict, never an if/elif ladder."""
+"""{provider type: adapter factory} — one dict, never an if/elif ladder.
+
+Adding a provider (e.g. bedrock, vertex, azure-openai):
+1. config/models.py: a `<X>Provider(_ProviderBase)` with `type: Literal["x"]`, in ProviderConfig.
+2. providers/x.py: an adapter with `wire` set to the shape it speaks — reuse an existing shape
+   when the provider speaks it (Azure OpenAI: "openai"; Claude on Vertex: "anthropic"), else a
+   new one ("bedrock-converse", "gemini"). URL, auth/signing, transport, `upstream_error()`
+   from providers/errors.py with the shape's error body, usage into pricing.Usage, stream
+   events as translate.sse.Event (a binary framing gets its own codec next to translate/sse.py).
+3. A new wire shape: translate/<inbound>_<wire>.py for each inbound shape (openai, anthropic),
+   a line per pair in translate/registry.PAIRS, `commits` in translate/shapes/<wire>.py and
+   registry.COMMITS; tests/unit/translate/test_<inbound>_<wire>.py per pair.
+4. A line here; catalog prices in data/prices.json under the provider type.
+"""
 
 from __future__ import annotations
 

@@ -17,8 +17,15 @@ shape, so cost has one source. Request translation is a pure function of the inb
 retry on the next target starts from the same body (idempotent across attempts).
 
 `Outbound` is the other half: how a stream in an inbound shape is written to the client, which
-events end it, which carry content (until the first one, failover is still possible), and how an
-error or a budget stop is written mid-stream. One per inbound shape, in translate/shapes/.
+event ends it, and how an error or a budget stop is written mid-stream. One per inbound shape,
+in translate/shapes/.
+
+Each wire shape also says which of its stream events **commit** a response (`commits`, in
+translate/shapes/<wire>.py, listed in registry.COMMITS). Events before the first committing one
+are held back, so the stream can still fail over: Anthropic sends `message_start` (and
+`content_block_start`, `ping`) before it generates and may then report an overload as an
+`error` event; OpenAI's first chunk comes with the first token, so it commits at once and the
+pass-through's time to first byte is untouched.
 
 Dependencies: translate imports pricing, errors and its own modules; providers may import
 translate.base and translate.sse (the shared vocabulary and codecs), never the pairs.
@@ -104,12 +111,6 @@ class Outbound(Protocol):
 
     def is_end(self, event: Event) -> bool:
         """The event that closes a complete stream ([DONE], message_stop)."""
-        ...
-
-    def holds_content(self, event: Event) -> bool:
-        """Does sending this event commit the response (content, a tool call, a stop or the
-        end)? Lifecycle events before the first such event are held back, so the stream can
-        still fail over. Called only until it first answers True."""
         ...
 
     def counts_output(self, event: Event) -> bool:

@@ -1,6 +1,7 @@
-"""{(inbound shape, wire shape): translator} and {inbound shape: stream writer} — one dict
-each, never an if/elif ladder. Adding a provider with a new wire shape means one pair module
-per inbound shape and one line per pair here."""
+"""{(inbound shape, wire shape): translator}, {inbound shape: stream writer} and {wire shape:
+which stream events commit a response} — one dict each, never an if/elif ladder. A provider
+with a new wire shape adds one pair module per inbound shape, one line per pair in PAIRS and
+its `commits` in COMMITS."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from tollgate.gateway.translate.anthropic_openai import AnthropicToOpenAI
 from tollgate.gateway.translate.base import Context, Outbound, Translator
 from tollgate.gateway.translate.openai_anthropic import OpenAIToAnthropic
 from tollgate.gateway.translate.openai_openai import OpenAIPassthrough
-from tollgate.gateway.translate.shapes.anthropic import AnthropicOutbound
-from tollgate.gateway.translate.shapes.openai import OpenAIOutbound
+from tollgate.gateway.translate.shapes import anthropic as anthropic_shape
+from tollgate.gateway.translate.shapes import openai as openai_shape
+from tollgate.gateway.translate.sse import Event
 
-__all__ = ["INBOUND_SHAPES", "OUTBOUND", "PAIRS", "outbound", "translator"]
+__all__ = ["COMMITS", "INBOUND_SHAPES", "OUTBOUND", "PAIRS", "outbound", "translator"]
 
 PAIRS: dict[tuple[str, str], Callable[[Context], Translator]] = {
     ("openai", "openai"): OpenAIPassthrough,
@@ -24,8 +26,13 @@ PAIRS: dict[tuple[str, str], Callable[[Context], Translator]] = {
 }
 
 OUTBOUND: dict[str, Callable[[str], Outbound]] = {
-    "openai": OpenAIOutbound,
-    "anthropic": AnthropicOutbound,
+    "openai": openai_shape.OpenAIOutbound,
+    "anthropic": anthropic_shape.AnthropicOutbound,
+}
+
+COMMITS: dict[str, Callable[[Event], bool]] = {
+    "openai": openai_shape.commits,
+    "anthropic": anthropic_shape.commits,
 }
 
 INBOUND_SHAPES = frozenset(OUTBOUND)

@@ -35,8 +35,8 @@ def indexed_secret(body: kopf.Body, **_: Any) -> bool:
 
 
 @kopf.index(*RESOURCE)
-def provider_credentials(body: kopf.Body, namespace: str, name: str, **_: Any
-                         ) -> dict[tuple[str, str], dict[str, Any]]:
+def provider_credentials(body: kopf.Body, namespace: str | None, name: str, **_: Any
+                         ) -> dict[tuple[str | None, str], dict[str, Any]]:
     return {(namespace, name): index_resource(body)}
 
 
@@ -47,8 +47,8 @@ def credential_changed(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index("v1", "secrets", when=indexed_secret)
-def secrets(body: kopf.Body, namespace: str, name: str, **_: Any
-            ) -> dict[tuple[str, str], dict[str, Any]]:
+def secrets(body: kopf.Body, namespace: str | None, name: str, **_: Any
+            ) -> dict[tuple[str | None, str], dict[str, Any]]:
     return {(namespace, name): index_secret(body)}
 
 

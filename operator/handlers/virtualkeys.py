@@ -20,8 +20,8 @@ RESOURCE = (GROUP, VERSION, "virtualkeys")
 
 
 @kopf.index(*RESOURCE)
-def virtual_keys(body: kopf.Body, namespace: str, name: str, **_: Any
-                 ) -> dict[tuple[str, str], dict[str, Any]]:
+def virtual_keys(body: kopf.Body, namespace: str | None, name: str, **_: Any
+                 ) -> dict[tuple[str | None, str], dict[str, Any]]:
     """Every VirtualKey, by (namespace, name), in the small shape the render loop reads."""
     return {(namespace, name): index_resource(body)}
 
@@ -37,7 +37,7 @@ RELEASE_WAIT_SECONDS = 10.0
 
 
 @kopf.on.delete(*RESOURCE)
-async def release_key(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def release_key(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     """The finalizer's work: the VirtualKey goes only once no written config serves it, so a
     deleted key stops working before its object disappears.
 
@@ -45,6 +45,6 @@ async def release_key(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> N
     written), and hands a slow write back to kopf's retries instead of waiting longer.
     """
     reconciler: Reconciler = memo.reconciler
-    if not await reconciler.released(namespace, name, RELEASE_WAIT_SECONDS):
+    if not await reconciler.released(namespace or "", name, RELEASE_WAIT_SECONDS):
         raise kopf.TemporaryError("the gateway config still serves this key; waiting for the "
                                   "next render", delay=1)

@@ -24,7 +24,7 @@ def _figures(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     for name, value in tree.items():
         if isinstance(value, dict):
             out.update(_figures(value, f"{prefix}{name}."))
-        elif name != "method":
+        else:
             out[prefix + name] = value
     return out
 

@@ -26,6 +26,7 @@ from tests.support.config import config_doc, key_entry
 from tests.support.gateway import GatewayProcess
 
 TOKEN = "tg-anthropic-tenant-51c0"
+CAPPED_TOKEN = "tg-anthropic-capped-0d2f"
 PROVIDER_KEY = "sk-ant-fake-9d1e77"
 MODEL = "claude-sonnet-4-6"
 HELLO = [{"role": "user", "content": "hello claude"}]
@@ -48,7 +49,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory,
     config = config_doc(
         providers=[anthropic_provider("claude", anthropic_upstream_server,
                                       key_env="PASSTHROUGH_ANTHROPIC_KEY")],
-        keys=[key_entry("claude-tenant", TOKEN)],
+        keys=[key_entry("claude-tenant", TOKEN),
+              key_entry("claude-capped", CAPPED_TOKEN, budget={
+                  "maxUSD": "0.0015", "period": "total", "onExceededInStream": "stop"})],
     )
     with running_gateway(tmp_path_factory.mktemp("anthropic-pass"), config,
                          {"PASSTHROUGH_ANTHROPIC_KEY": PROVIDER_KEY}) as process:
@@ -238,3 +241,22 @@ def test_a_stream_broken_after_content_ends_with_an_error_event_and_partial_usag
     # message_start's input side and placeholder output: 1000*3 + 1*15 = 3015 µUSD
     assert (logged["input_tokens"], logged["output_tokens"]) == (1000, 1)
     assert logged["cost_usd"] == "0.003015"
+
+
+def test_a_budget_stop_ends_an_anthropic_stream_like_max_tokens_would(
+        gateway: GatewayProcess, upstream: FakeAnthropic):
+    """claude-haiku-4-5: 1 µUSD an input token, 5 an output token. The prompt is estimated at
+    607 tokens; with max_tokens 100 the hold (1107 µUSD) fits the $0.0015 budget, and the
+    meter stops the stream after about (1500 - 607) / 5 ≈ 178 deltas of the 301-word echo."""
+    words = " ".join(f"w{i}" for i in range(300))
+    with anthropic_client(gateway, CAPPED_TOKEN) as client:
+        with client.messages.stream(model="claude-haiku-4-5", max_tokens=100,
+                                    messages=[{"role": "user", "content": words}]) as stream:
+            names = [event.type for event in stream]
+            message = stream.get_final_message()
+            request_id = stream.response.headers["x-request-id"]
+    assert message.stop_reason == "max_tokens"
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    text = message.content[0].text if message.content[0].type == "text" else ""
+    assert f"Echo: {words}".startswith(text) and 170 < len(text.split()) < 190
+    assert decision(gateway, request_id)["outcome"] == "budget_stopped"

@@ -19,11 +19,8 @@ from tests.operator_e2e.api import (
 from tests.support.kmock_server import EmulatorProcess, start_emulator
 
 NAMESPACES = ("tenants", "team-b")
-DEFAULT_ARGS = (
-    "--namespace", "tenants", "--namespace", "team-b",
-    "--credentials-namespace", TARGET_NAMESPACE,
-    "--lease-seconds", "3",
-)
+NAMESPACED_ARGS = ("--namespace", "tenants", "--namespace", "team-b")
+COMMON_ARGS = ("--credentials-namespace", TARGET_NAMESPACE, "--lease-seconds", "3")
 
 
 @dataclass
@@ -38,11 +35,13 @@ class Cluster:
         emulator_tail = "\n".join(self.emulator.logs().splitlines()[-30:])
         return "\n".join([*sections, f"== emulator ==\n{emulator_tail}"])
 
-    def start_operator(self, identity: str = "op-a", *extra: str, wait: bool = True
-                       ) -> OperatorProcess:
-        """Start an operator; with `wait`, return once it has written its first config."""
+    def start_operator(self, identity: str = "op-a", *extra: str, wait: bool = True,
+                       clusterwide: bool = False) -> OperatorProcess:
+        """Start an operator watching `tenants` and `team-b` (or every namespace); with
+        `wait`, return once it serves its first config."""
+        scope = () if clusterwide else NAMESPACED_ARGS
         operator = start_operator(self.emulator.kubeconfig, self.directory, identity,
-                                  *DEFAULT_ARGS, *extra)
+                                  *scope, *COMMON_ARGS, *extra)
         self.operators.append(operator)
         if wait:
             wait_for(lambda: not operator.running or "config revision" in operator.logs(), 20,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.operator.objects import provider_credential, secret, sha, virtual_key
@@ -234,15 +235,48 @@ def test_unchanged_input_writes_nothing_even_across_a_restart(
     assert _config_writes(cluster.emulator) == writes_before + 1
 
 
-def test_a_burst_of_changes_is_rendered_in_few_writes(cluster: Cluster, operator: object,
-                                                     waiter: Wait) -> None:
+def test_a_burst_of_changes_is_rendered_in_few_writes(cluster: Cluster, waiter: Wait) -> None:
+    cluster.start_operator(clusterwide=True)
     api = cluster.api
     _credentials(api)
     waiter(lambda: (c := served_config(api)) and c[0].providers, "the provider served")
     before = _config_writes(cluster.emulator)
-    for i in range(25):
-        api.create(virtual_key(f"burst-{i:02d}", "tenants", allowedProviders=["openai"]))
+    with ThreadPoolExecutor(max_workers=8) as pool:  # a GitOps sync: many applies at once
+        list(pool.map(lambda i: api.create(virtual_key(f"burst-{i:02d}", "tenants",
+                                                       allowedProviders=["openai"])),
+                      range(25)))
     waiter(lambda: (c := served_config(api)) and len(c[0].virtual_keys) == 25,
            "all 25 keys served")
     writes = _config_writes(cluster.emulator) - before
     assert 1 <= writes <= 4, f"{writes} ConfigMap writes for a burst of 25 creates"
+
+
+def test_stale_parts_and_edits_behind_its_back_are_repaired(cluster: Cluster,
+                                                            waiter: Wait) -> None:
+    api = cluster.api
+    # A leftover part from a bigger config: not among the parts now, so it must go.
+    api.create({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": f"{CONFIG_NAME}-1", "namespace": TARGET_NAMESPACE,
+                             "labels": {"tollgate.dev/config": CONFIG_NAME}},
+                "data": {"part-0001-of-0002.json": "{}"}})
+    cluster.start_operator("op-a", "--resync-seconds", "1")
+    waiter(lambda: api.get(CONFIG_MAP, TARGET_NAMESPACE, f"{CONFIG_NAME}-1") is None,
+           "the stale part deleted")
+    _credentials(api)
+    api.create(virtual_key("wonka", "tenants", allowedProviders=["openai"]))
+    waiter(lambda: _served_key(api, "tenants.wonka"), "wonka served")
+
+    # Someone edits the rendered ConfigMap and the credentials Secret by hand.
+    good = served_config(api)
+    assert good is not None
+    api.patch(CONFIG_MAP, TARGET_NAMESPACE, f"{CONFIG_NAME}-0",
+              {"data": {"part-0000-of-0001.json": "{}"}})
+    api.patch(SECRET, TARGET_NAMESPACE, f"{CONFIG_NAME}-credentials",
+              {"data": {f"{TARGET_NAMESPACE}.openai.apiKey": None}})
+    assert served_config(api) is None
+    repaired = waiter(lambda: served_config(api), "the config repaired on the next resync",
+                      timeout=10)
+    assert repaired[1] == good[1]
+    waiter(lambda: f"{TARGET_NAMESPACE}.openai.apiKey" in (
+        api.get(SECRET, TARGET_NAMESPACE, f"{CONFIG_NAME}-credentials") or {}).get("data", {}),
+        "the credentials Secret repaired")

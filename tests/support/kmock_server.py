@@ -46,10 +46,11 @@ def _log_write(verb: str, target: Target, body: dict[str, Any]) -> None:
           f"rv={metadata.get('resourceVersion')}", flush=True)
 
 
-def build_emulator(crds: Sequence[Path], namespaces: Sequence[str]) -> KubeEmulator:
+def build_emulator(crds: Sequence[Path], namespaces: Sequence[str],
+                   log_size: int | None = None) -> KubeEmulator:
     """An emulator serving the built-in kinds, `crds` (also stored, for `kubectl get crd`) and
     `namespaces`."""
-    emulator = KubeEmulator()
+    emulator = KubeEmulator() if log_size is None else KubeEmulator(log_size=log_size)
     emulator.declare_builtins()
     for namespace in dict.fromkeys([*DEFAULT_NAMESPACES, *namespaces]):
         emulator.preload_namespace(namespace)

@@ -44,7 +44,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp.web
 import attrs
@@ -264,14 +264,19 @@ class _Event:
 class KubeEmulator(kmock.KubernetesEmulator):
     """A stateful API server for kopf and kubectl, over kmock's HTTP server and object store."""
 
+    log_size: int = _LOG_SIZE
+    """How many write events are kept for watches resuming from a resourceVersion."""
     _rv: int = attrs.field(default=0, init=False)
-    _log: collections.deque[_Event] = attrs.field(
-        factory=lambda: collections.deque(maxlen=_LOG_SIZE), init=False)
+    _log: collections.deque[_Event] = attrs.field(init=False)
     _log_floor: int = attrs.field(default=0, init=False)
     _wakeup: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _printers: dict[kmock.resource, list[dict[str, Any]]] = attrs.field(factory=dict, init=False)
     on_write: Callable[[str, Target, dict[str, Any]], None] | None = None
     """Called after every stored write (verb, target, body): the launcher logs them."""
+
+    @_log.default
+    def _new_log(self) -> collections.deque[_Event]:
+        return collections.deque(maxlen=self.log_size)
 
     # -- declarations --------------------------------------------------------------------------
 
@@ -320,10 +325,14 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 printer_columns=version.get("additionalPrinterColumns") or (),
             )
 
+    def declared(self) -> list[tuple[kmock.resource, kmock.ResourceInfo]]:
+        """Every declared resource with its info (ResourcesArray yields parsed keys)."""
+        return [(cast(kmock.resource, res), self.resources[res]) for res in list(self.resources)]
+
     def preload(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Store an object as if it had been created (before the server starts serving)."""
         api_version, kind = str(body["apiVersion"]), str(body["kind"])
-        for resource, info in self.resources.items():
+        for resource, info in self.declared():
             resource_api = f"{resource.group}/{resource.version}" if resource.group \
                 else str(resource.version)
             if resource_api == api_version and info.kind == kind:
@@ -347,7 +356,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     async def _serve_version(self, request: kmock.Request) -> kmock.Payload:
         assert request.resource is not None
         group, version = request.resource.group, request.resource.version
-        served = [(res, self.resources[res]) for res in list(self.resources)
+        served = [(res, info) for res, info in self.declared()
                   if res.group == group and res.version == version]
         if not served and group != "":
             raise _error(404, "NotFound", "the server could not find the requested resource")

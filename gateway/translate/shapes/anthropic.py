@@ -19,13 +19,21 @@ __all__ = [
     "block_delta",
     "block_start",
     "block_stop",
+    "commits",
     "message_delta",
     "message_start",
     "message_stop",
     "usage_json",
 ]
 
-_COMMITTING = frozenset({"content_block_delta", "message_delta", "message_stop", "error"})
+_LIFECYCLE = frozenset({"message_start", "content_block_start", "ping"})
+
+
+def commits(event: Event) -> bool:
+    """Anthropic announces a message (`message_start`, `content_block_start`, `ping`) before it
+    generates, and an overload can still follow as an `error` event; the first delta — or the
+    end — commits."""
+    return event.name not in _LIFECYCLE
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -98,9 +106,6 @@ class AnthropicOutbound:
 
     def is_end(self, event: Event) -> bool:
         return event.name == "message_stop"
-
-    def holds_content(self, event: Event) -> bool:
-        return event.name in _COMMITTING
 
     def counts_output(self, event: Event) -> bool:
         return event.name == "content_block_delta"

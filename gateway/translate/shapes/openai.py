@@ -15,7 +15,7 @@ from tollgate.gateway.errors import TollgateError
 from tollgate.gateway.pricing import Usage
 from tollgate.gateway.translate.sse import Event, encode
 
-__all__ = ["DONE", "OpenAIOutbound", "chunk", "usage_json"]
+__all__ = ["DONE", "OpenAIOutbound", "chunk", "commits", "usage_json"]
 
 DONE = Event(b"[DONE]")
 _DONE_DATA = b"[DONE]"
@@ -44,11 +44,10 @@ def chunk(ident: str, created: int, model: str, delta: dict[str, Any],
     })
 
 
-def _delta_has_content(delta: Any) -> bool:
-    if not isinstance(delta, dict):
-        return False
-    return bool(delta.get("content") or delta.get("tool_calls") or delta.get("refusal")
-                or delta.get("function_call") or delta.get("reasoning_content"))
+def commits(event: Event) -> bool:
+    """Every OpenAI wire event commits: the first chunk (role) is sent together with the first
+    generated token, so holding it back would only delay the client, never save a failover."""
+    return True
 
 
 class OpenAIOutbound:
@@ -64,22 +63,6 @@ class OpenAIOutbound:
 
     def is_end(self, event: Event) -> bool:
         return event.data == _DONE_DATA
-
-    def holds_content(self, event: Event) -> bool:
-        if event.data == _DONE_DATA:
-            return True
-        try:
-            body = event.json()
-        except ValueError:
-            return True
-        choices = body.get("choices") if isinstance(body, dict) else None
-        if not choices or not isinstance(choices, list):
-            return True  # a usage-only chunk or an error object: nothing left to hold
-        return any(
-            isinstance(choice, dict)
-            and (choice.get("finish_reason") or _delta_has_content(choice.get("delta")))
-            for choice in choices
-        )
 
     def counts_output(self, event: Event) -> bool:
         return b'"content"' in event.data

@@ -4,58 +4,51 @@ from __future__ import annotations
 
 import json
 
-import orjson
 import pytest
 
 from tollgate.gateway.errors import UpstreamOverloaded, UpstreamServerError
 from tollgate.gateway.pricing import Usage
-from tollgate.gateway.translate.registry import INBOUND_SHAPES, PAIRS, outbound
+from tollgate.gateway.translate.registry import COMMITS, INBOUND_SHAPES, PAIRS, outbound
 from tollgate.gateway.translate.shapes.anthropic import (
     AnthropicOutbound,
     block_start,
     message_start,
     usage_json,
 )
-from tollgate.gateway.translate.shapes.openai import DONE, OpenAIOutbound
+from tollgate.gateway.translate.shapes.openai import DONE
 from tollgate.gateway.translate.sse import Event, SSEDecoder
 
 
 def test_every_inbound_shape_has_a_writer_and_a_pair_for_every_wire_shape():
     wires = {wire for _, wire in PAIRS}
     assert {(i, w) for i in INBOUND_SHAPES for w in wires} <= set(PAIRS)
+    assert wires <= set(COMMITS), "every wire shape says which events commit a stream"
     for (inbound, wire), pair in PAIRS.items():
         assert (pair.inbound, pair.wire) == (inbound, wire)  # type: ignore[attr-defined]
 
 
-def chunk(delta: dict[str, object], finish: str | None = None) -> Event:
-    return Event(orjson.dumps({"choices": [{"index": 0, "delta": delta,
-                                            "finish_reason": finish}]}))
-
-
-@pytest.mark.parametrize(("event", "commits"), [
-    (chunk({"role": "assistant", "content": ""}), False),
-    (chunk({"role": "assistant"}), False),
-    (chunk({"content": "Hi"}), True),
-    (chunk({"tool_calls": [{"index": 0, "id": "c"}]}), True),
-    (chunk({}, "stop"), True),
-    (Event(b'{"choices": [], "usage": {}}'), True),
-    (DONE, True),
-], ids=["role", "role-only", "content", "tool-call", "finish", "usage", "done"])
-def test_openai_lifecycle_chunks_are_held_and_content_commits(event: Event, commits: bool):
-    assert OpenAIOutbound("r").holds_content(event) is commits
+@pytest.mark.parametrize("event", [
+    Event(b'{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}'),
+    Event(b'{"choices":[{"index":0,"delta":{"content":"Hi"}}]}'),
+    DONE,
+], ids=["role-chunk", "content", "done"])
+def test_every_openai_wire_event_commits_so_the_first_byte_is_never_delayed(event: Event):
+    assert COMMITS["openai"](event) is True
 
 
 @pytest.mark.parametrize(("name", "commits"), [
     ("message_start", False), ("content_block_start", False), ("ping", False),
     ("content_block_delta", True), ("message_delta", True), ("message_stop", True),
+    ("error", True),
 ])
-def test_anthropic_lifecycle_events_are_held_and_content_commits(name: str, commits: bool):
-    assert AnthropicOutbound("r").holds_content(Event(b"{}", name)) is commits
+def test_anthropic_lifecycle_events_are_held_and_the_first_delta_commits(name: str,
+                                                                        commits: bool):
+    assert COMMITS["anthropic"](Event(b"{}", name)) is commits
 
 
 def test_openai_ends_with_done_and_errors_are_data_frames():
     writer = outbound("openai", "r")
-    assert writer.is_end(DONE) and not writer.is_end(chunk({"content": "x"}))
+    assert writer.is_end(DONE) and not writer.is_end(Event(b'{"choices": []}'))
     frame = writer.error(UpstreamServerError("provider 'p' failed"))
     assert frame.startswith(b'data: {"error":{"message":"provider \'p\' failed"')
     stop = writer.stop("gpt-4o", None).split(b"\n\n")
