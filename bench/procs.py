@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -25,6 +26,8 @@ __all__ = [
     "NoiseMeter",
     "cpu_seconds",
     "free_port",
+    "set_priority",
+    "spawn",
     "memory_kb",
     "start_fake_upstream",
     "start_gateway",
@@ -94,6 +97,36 @@ class Proc:
                 self.process.wait(timeout=5)
 
 
+_PRIORITY = {"nice": 0}
+
+
+def set_priority(nice: int) -> None:
+    """Processes started by `spawn` from now on run at this niceness. With the kernel's
+    autogroup scheduling (Debian's default) a plain `nice` only ranks processes within one
+    session, so each child gets its own session and its autogroup's nice is set instead;
+    negative values need root."""
+    _PRIORITY["nice"] = nice
+
+
+def spawn(command: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+    nice = _PRIORITY["nice"]
+    if nice:
+        kwargs["start_new_session"] = True
+    process: subprocess.Popen[Any] = subprocess.Popen(command, **kwargs)
+    if nice:
+        for path, value in ((f"/proc/{process.pid}/autogroup", nice),):
+            try:
+                with open(path, "w") as handle:
+                    handle.write(str(value))
+            except OSError:
+                pass
+        try:
+            os.setpriority(os.PRIO_PROCESS, process.pid, nice)
+        except OSError:
+            pass
+    return process
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -127,7 +160,7 @@ def start_fake_upstream(pinning: Pinning, workdir: Path, port: int = 0,
     # folder operator/ would shadow the standard library's `operator` at interpreter start-up.
     root = str(Path(__file__).resolve().parents[1])
     log = open(log_path, "wb")  # noqa: SIM115 - the child owns it
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, cwd=root)
+    process = spawn(command, stdout=subprocess.PIPE, stderr=log, cwd=root)
     log.close()
     proc = Proc("fake upstream", process, log_path)
     assert process.stdout is not None
@@ -193,7 +226,7 @@ def start_gateway(pinning: Pinning, workdir: Path, upstream_url: str, token: str
         "--log-level", "warning", "--drain-seconds", "2",
     ]
     log = open(log_path, "wb")  # noqa: SIM115 - the child owns it
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    process = spawn(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     log.close()
     proc = Proc("gateway", process, log_path)
     url = f"http://127.0.0.1:{port}"

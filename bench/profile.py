@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.procs import BenchError
+from bench.procs import BenchError, spawn
 from bench.wrk import WrkScript, run_wrk
 
 __all__ = ["profile_gateway", "summarise_collapsed"]
@@ -123,7 +123,7 @@ def profile_gateway(pid: int, url: str, script: WrkScript, *, seconds: int, conn
     command = [*load_prefix, py_spy, "record", "--pid", str(pid), "--rate", "250",
                "--duration", str(seconds + 1), "--format", "raw", "--output", str(raw_path),
                "--nonblocking"]
-    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    spy = spawn(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)  # let py-spy attach
     load = run_wrk(url, script, connections=connections, seconds=seconds,
                    cpu_prefix=load_prefix)

@@ -45,6 +45,7 @@ from bench.procs import (
     Proc,
     cpu_seconds,
     memory_kb,
+    set_priority,
     start_fake_upstream,
     start_gateway,
     upstream_requests,
@@ -131,11 +132,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             _log("the machine stayed busy; measuring anyway (see 'other processes' CPU')")
     pinning = Pinning.choose(enabled=not args.no_pin)
     pinning.pin_self()
-    if args.nice:
-        try:  # inherited by every process started below
-            os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-        except PermissionError:
-            _log(f"--nice {args.nice} needs root; running at the normal priority")
+    set_priority(args.nice)
     load_prefix = pinning.prefix(pinning.load_cpu)
     token = args.api_key or DEFAULT_TOKEN
     model = args.model or DEFAULT_MODEL
@@ -483,8 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="first wait up to this long for other processes to go quiet "
                              "(shared machines; default 0: do not wait)")
     parser.add_argument("--nice", type=int, default=0,
-                        help="run the harness, fake, wrk and gateway at this niceness (e.g. -10 "
-                             "as root, so other processes on a shared machine disturb less)")
+                        help="run the fake, wrk and the gateway at this niceness, each in its own "
+                             "autogroup (e.g. -10 as root: other processes on a shared machine "
+                             "disturb less)")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, sample the gateway with py-spy under full load and "
                              "print its hotspots (needs py-spy in the venv)")

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import BenchError
+from bench.procs import BenchError, spawn
 
 __all__ = ["WrkResult", "WrkScript", "run_wrk", "write_script"]
 
@@ -98,14 +98,16 @@ def run_wrk(url: str, script: WrkScript, *, connections: int, seconds: int,
         *cpu_prefix, wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, seconds)}s",
         f"--timeout={timeout_s}s", "-s", str(script.ensure()), url,
     ]
+    process = spawn(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        done = subprocess.run(command, capture_output=True, text=True,
-                              timeout=seconds + timeout_s + 30)
+        stdout, stderr = process.communicate(timeout=seconds + timeout_s + 30)
     except subprocess.TimeoutExpired as exc:
+        process.kill()
+        process.communicate()
         raise BenchError(f"wrk did not finish: {' '.join(command)}") from exc
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith(_MARK)), None)
-    if done.returncode != 0 or line is None:
-        raise BenchError(f"wrk failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    line = next((ln for ln in stdout.splitlines() if ln.startswith(_MARK)), None)
+    if process.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed (exit {process.returncode}):\n{stdout}\n{stderr}")
     raw = json.loads(line[len(_MARK):])
     errors = sum(raw[k] for k in raw if k.startswith("errors_"))
     # Any non-2xx/3xx answer spoils the run; a few socket errors (a server closing a

@@ -101,6 +101,13 @@ def _manifests(args: argparse.Namespace) -> int:
                shared_namespaces=args.credentials_namespace, require_secrets=args.require_secrets)
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from tollgate.operator.__main__ import run
+    from tollgate.operator.options import options_from_args
+
+    return run(options_from_args(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tollgate", description="Tollgate: a Kubernetes-native LLM gateway.")
@@ -137,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--group-by", help="e.g. customer,tag:billingCode (default: raw rows)")
     export.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     export.set_defaults(run=_usage_export)
+
+    from tollgate.operator.options import add_arguments as add_operator_arguments
+
+    operator = commands.add_parser(
+        "operator", help="run the Kubernetes operator: VirtualKeys and ProviderCredentials → "
+                         "the gateway's ConfigMaps and credentials Secret")
+    add_operator_arguments(operator)
+    operator.set_defaults(run=_operator)
 
     for name, help_text in (
         ("render", "print the GatewayConfig a folder of VirtualKey/ProviderCredential "

@@ -8,7 +8,7 @@ network: the catalog is package data.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib import resources
@@ -76,6 +76,10 @@ class Price:
     max_output_tokens: int | None = None
     cache_write: int | None = None
     cache_write_1h: int | None = None
+    long_context: Price | None = None
+    """The whole request's price when its input passes `long_context_above` tokens (Gemini
+    2.5 Pro bills a prompt over 200k tokens at a higher rate for every token)."""
+    long_context_above: int | None = None
 
     @classmethod
     def from_strings(cls, input: str, output: str, cached_input: str | None,
@@ -104,10 +108,15 @@ class Price:
         )
 
     def cost(self, usage: Usage) -> Micros:
-        """Each token priced once, in exactly one class; rounded once, half up.
+        """Each token priced once, in exactly one class; rounded once, half up. A request
+        whose input passes the long-context threshold is priced wholly at that tier.
 
         Reads come out of the input first, then writes (clamped, so a provider reporting more
         cache tokens than input can never produce a negative class)."""
+        if self.long_context is not None:
+            tier = self.for_usage(usage)
+            if tier is not self:
+                return tier.cost(usage)
         cached = min(usage.cached_input_tokens, usage.input_tokens)
         writes = min(usage.cache_write_tokens, usage.input_tokens - cached)
         writes_1h = min(usage.cache_write_1h_tokens, writes)
@@ -121,6 +130,13 @@ class Price:
             + usage.output_tokens * self.output
         )
         return picos_to_micros(picos)
+
+    def for_usage(self, usage: Usage) -> Price:
+        """The tier `usage` is billed at: the long-context price above its threshold."""
+        tier, above = self.long_context, self.long_context_above
+        if tier is not None and above is not None and usage.input_tokens > above:
+            return tier
+        return self
 
 
 Catalog = dict[tuple[str, str], Price]
@@ -153,11 +169,21 @@ def load_catalog() -> Catalog:
     multipliers = _multipliers(raw)
     catalog: Catalog = {}
     for entry in raw["prices"]:
-        catalog[(entry["provider"], entry["model"])] = Price.from_strings(
+        price = Price.from_strings(
             entry["input"], entry["output"], entry.get("cachedInput"),
             entry.get("maxOutputTokens"), cache_write=entry.get("cacheWrite"),
             cache_write_1h=entry.get("cacheWrite1h"), multipliers=multipliers,
         )
+        tier = entry.get("longContext")
+        if tier is not None:
+            price = replace(price, long_context_above=int(tier["aboveInputTokens"]),
+                            long_context=Price.from_strings(
+                                tier["input"], tier["output"], tier.get("cachedInput"),
+                                entry.get("maxOutputTokens"),
+                                cache_write=tier.get("cacheWrite"),
+                                cache_write_1h=tier.get("cacheWrite1h"),
+                                multipliers=multipliers))
+        catalog[(entry["provider"], entry["model"])] = price
     return catalog
 
 

@@ -50,6 +50,12 @@ class StreamingReply:
             async for line in self._response.content:
                 yield line
 
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, in whatever pieces (binary framings: AWS event-stream)."""
+        with _translate_errors():
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
     def close(self) -> None:
         """Return a fully read connection to the pool; drop one abandoned mid-body."""
         if self._response.content.at_eof():

@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from tollgate.operator import kube
 from tollgate.operator.models import GROUP
 from tollgate.operator.reconcile import Indexes, Reconciler
 
@@ -42,11 +43,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo,
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
 
+    # Read before anything starts: if the API fails here, kopf retries this handler whole.
+    empty = not await _any_custom_resources(memo)
     reconciler = Reconciler(memo.options, memo.client, memo.identity, Indexes(
         indexes["virtual_keys"], indexes["provider_credentials"], indexes["secrets"]))
     memo.reconciler = reconciler
     memo.render_task = asyncio.create_task(reconciler.run(), name="tollgate render loop")
-    if not await _any_custom_resources(memo):
+    if empty:
         reconciler.request()  # nothing will send an event: write the empty config now
     logger.info("tollgate operator %s: watching %s, writing %s/%s-*", memo.identity,
                 ", ".join(memo.options.watched_namespaces) or "all namespaces",
@@ -57,8 +60,6 @@ async def _any_custom_resources(memo: kopf.Memo) -> bool:
     """Whether a VirtualKey or ProviderCredential exists in a watched namespace. Without one,
     no handler ever runs, so the loop must be woken here; with one, its first event wakes the
     loop after every index is filled (a render from half-filled indexes would drop keys)."""
-    from tollgate.operator import kube
-
     namespaces: tuple[str | None, ...] = memo.options.watched_namespaces or (None,)
     for kind in (kube.VIRTUAL_KEYS, kube.PROVIDER_CREDENTIALS):
         for namespace in namespaces:

@@ -28,13 +28,19 @@ from tollgate.gateway.money import parse_usd, per_million_to_picos_per_token
 __all__ = [
     "API_VERSION",
     "KIND",
+    "AlertSettings",
+    "AnomalySettings",
     "AnthropicProvider",
+    "AzureDeployment",
+    "AzureOpenAIProvider",
+    "BedrockProvider",
     "Budget",
     "BudgetPeriod",
     "CredentialRef",
     "GatewayConfig",
     "MockProvider",
     "ModelAlias",
+    "ObservabilitySettings",
     "OpenAICompatibleProvider",
     "OpenAIProvider",
     "PriceOverride",
@@ -44,7 +50,10 @@ __all__ = [
     "StoreSettings",
     "Target",
     "Timeouts",
+    "TracingSettings",
+    "VertexProvider",
     "VirtualKeyConfig",
+    "WebhookSettings",
 ]
 
 API_VERSION = "tollgate.dev/v1alpha1"
@@ -159,6 +168,103 @@ class AnthropicProvider(_ProviderBase):
     )
 
 
+class BedrockProvider(_ProviderBase):
+    """Amazon Bedrock's Converse / ConverseStream APIs (and InvokeModel for embeddings), signed
+    with SigV4.
+
+    Credentials: `accessKeyId` + `secretAccessKey` (+ `sessionToken`) references, or none at
+    all to use the AWS default credential chain of the gateway's pod (environment, IRSA web
+    identity, ECS/EC2 instance role)."""
+
+    type: Literal["bedrock"]
+    region: str = Field(
+        min_length=1, max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$",
+        description="region is the AWS region requests are signed for, e.g. \"us-east-1\".",
+    )
+    base_url: str | None = Field(
+        default=None, alias="baseURL", max_length=2048,
+        description="baseURL overrides the endpoint (a VPC endpoint, a test server). Unset: "
+        "https://bedrock-runtime.<region>.amazonaws.com",
+    )
+    access_key_id: CredentialRef | None = Field(default=None, alias="accessKeyId")
+    secret_access_key: CredentialRef | None = Field(default=None, alias="secretAccessKey")
+    session_token: CredentialRef | None = None
+
+    @model_validator(mode="after")
+    def _key_pair(self) -> BedrockProvider:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("`accessKeyId` and `secretAccessKey` must be set together")
+        if self.session_token is not None and self.access_key_id is None:
+            raise ValueError("`sessionToken` needs `accessKeyId` and `secretAccessKey`")
+        return self
+
+
+class VertexProvider(_ProviderBase):
+    """Google Vertex AI: Gemini (`generateContent`) or Anthropic's Claude (`rawPredict`), with
+    an OAuth token minted by google-auth.
+
+    One entry speaks one publisher's API: `publisher: google` (Gemini and Google's embedding
+    models, the default) or `publisher: anthropic` (Claude on Vertex). Declare two entries to
+    serve both from one project."""
+
+    type: Literal["vertex"]
+    project: str = Field(min_length=1, max_length=64,
+                         description="project is the Google Cloud project id.")
+    region: str = Field(
+        default="us-central1", min_length=1, max_length=32,
+        description="region is the Vertex AI location, e.g. \"europe-west4\" or \"global\".",
+    )
+    publisher: Literal["google", "anthropic"] = "google"
+    base_url: str | None = Field(
+        default=None, alias="baseURL", max_length=2048,
+        description="baseURL overrides the endpoint root (without /v1). Unset: "
+        "https://<region>-aiplatform.googleapis.com (https://aiplatform.googleapis.com for "
+        "`global`).",
+    )
+    service_account: CredentialRef | None = Field(
+        default=None,
+        description="serviceAccount: a service-account JSON key. Unset: Application Default "
+        "Credentials of the gateway's pod (GOOGLE_APPLICATION_CREDENTIALS, workload "
+        "identity, the metadata server).",
+    )
+    anthropic_version: str = Field(default="vertex-2023-10-16", min_length=1, max_length=64)
+
+
+class AzureDeployment(_Model):
+    """Which Azure deployment serves a base model name (the name callers and prices use)."""
+
+    model: str = Field(min_length=1, max_length=256)
+    deployment: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")
+
+
+class AzureOpenAIProvider(_ProviderBase):
+    """Azure OpenAI: OpenAI's wire format at
+    `<baseURL>/openai/deployments/<deployment>/…?api-version=<apiVersion>`."""
+
+    type: Literal["azure-openai"]
+    base_url: str = Field(alias="baseURL", max_length=2048,
+                          description="baseURL is the resource endpoint, "
+                          "https://<resource>.openai.azure.com")
+    api_version: str = Field(min_length=1, max_length=32)
+    deployments: tuple[AzureDeployment, ...] = Field(min_length=1, max_length=256)
+    api_key: CredentialRef | None = Field(
+        default=None, description="apiKey is sent as the `api-key` header.")
+    entra_token: CredentialRef | None = Field(
+        default=None, alias="entraToken",
+        description="entraToken: a Microsoft Entra ID access token (kept fresh by whatever "
+        "writes the file), sent as `Authorization: Bearer`.",
+    )
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> AzureOpenAIProvider:
+        if self.api_key is not None and self.entra_token is not None:
+            raise ValueError("at most one of `apiKey` or `entraToken` may be set")
+        models = [d.model for d in self.deployments]
+        if len(set(models)) != len(models):
+            raise ValueError("`deployments` may not map the same `model` twice")
+        return self
+
+
 class MockProvider(_ProviderBase):
     """A built-in provider with deterministic replies, for demos and tests; no network."""
 
@@ -169,7 +275,8 @@ class MockProvider(_ProviderBase):
 
 
 ProviderConfig = Annotated[
-    OpenAIProvider | OpenAICompatibleProvider | AnthropicProvider | MockProvider,
+    OpenAIProvider | OpenAICompatibleProvider | AnthropicProvider | BedrockProvider
+    | VertexProvider | AzureOpenAIProvider | MockProvider,
     Field(discriminator="type"),
 ]
 
@@ -231,6 +338,22 @@ class Budget(_Model):
         description="When a stream's running cost passes the budget: `finish` the stream, or "
         "`stop` it with finish_reason 'length'.",
     )
+    alert_thresholds_percent: tuple[int, ...] | None = Field(
+        default=None, alias="alertThresholdsPercent", max_length=10,
+        description="alertThresholdsPercent: percentages of the period's budget at which an "
+        "alert fires, each once per period (e.g. [50, 80, 100]). Unset: "
+        "`alerts.budgetThresholdsPercent`; empty: no budget alerts for this budget.",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_in_range(self) -> Budget:
+        _check_thresholds(self.alert_thresholds_percent or (), "alertThresholdsPercent")
+        return self
+
+
+def _check_thresholds(values: tuple[int, ...], field: str) -> None:
+    if any(not 1 <= v <= 1000 for v in values) or len(set(values)) != len(values):
+        raise ValueError(f"`{field}` must hold distinct whole percentages from 1 to 1000")
 
 
 class RateLimit(_Model):
@@ -265,6 +388,11 @@ class VirtualKeyConfig(_Model):
     budget: Budget | None = None
     rate_limit: RateLimit | None = None
     on_store_unavailable: Literal["allow", "deny"] = "allow"
+    log_bodies: bool = Field(
+        default=False, alias="logBodies",
+        description="logBodies: put this key's request and response bodies (truncated) in its "
+        "decision-log lines. Off by default: prompts and completions are never logged.",
+    )
 
     @model_validator(mode="after")
     def _hashes_are_hex(self) -> VirtualKeyConfig:
@@ -286,6 +414,10 @@ class StoreSettings(_Model):
     """Where shared state lives: `redis://…` for many replicas, or the embedded file store."""
 
     url: str | None = Field(default=None, max_length=2048)
+    password_file: str | None = Field(
+        default=None, max_length=4096,
+        description="File holding the Redis password (a mounted Secret); never put it in `url`.",
+    )
     path: str = Field(default=".tollgate/state.db", max_length=4096)
     lease_seconds: int = Field(
         default=3600, ge=10, le=86_400,
@@ -312,6 +444,107 @@ class ServerSettings(_Model):
         return self
 
 
+# --- observability and alerts -----------------------------------------------------------------
+
+
+class TracingSettings(_Model):
+    """OpenTelemetry export of request, upstream-attempt and store spans (OTLP over HTTP).
+
+    Needs the `tracing` extra (`pip install tollgate[tracing]`); unset `observability.tracing`
+    means no tracing at all, and then nothing of OpenTelemetry is even imported."""
+
+    otlp_endpoint: str = Field(
+        alias="otlpEndpoint", min_length=1, max_length=2048,
+        description="otlpEndpoint: the OTLP/HTTP traces URL, e.g. "
+        "http://otel-collector:4318/v1/traces.",
+    )
+    service_name: str = Field(default="tollgate-gateway", min_length=1, max_length=253)
+    sample_ratio: float = Field(
+        default=1.0, ge=0.0, le=1.0,
+        description="sampleRatio: share of new traces recorded (a caller's sampled "
+        "`traceparent` is always followed).",
+    )
+
+
+class ObservabilitySettings(_Model):
+    tracing: TracingSettings | None = None
+
+
+class WebhookSettings(_Model):
+    """One alert receiver. `json` posts Tollgate's own alert document, `slack` a Slack incoming-
+    webhook message, `pagerduty` a PagerDuty Events API v2 event (with a dedup_key, and a
+    `resolve` when the condition ends)."""
+
+    name: Name
+    type: Literal["json", "slack", "pagerduty"]
+    url_from: CredentialRef | None = Field(
+        default=None, alias="urlFrom",
+        description="urlFrom: where the webhook URL comes from (it is often a secret, as Slack's "
+        "are). Required for `json` and `slack`; for `pagerduty` the default is "
+        "https://events.pagerduty.com/v2/enqueue.",
+    )
+    routing_key_from: CredentialRef | None = Field(
+        default=None, alias="routingKeyFrom",
+        description="routingKeyFrom: the PagerDuty integration (routing) key; `pagerduty` only.",
+    )
+    kinds: tuple[Literal["budget_threshold", "budget_forecast", "spend_anomaly"], ...] = Field(
+        default=(), max_length=3, description="kinds: alert kinds sent here; empty: all.")
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_type(self) -> WebhookSettings:
+        if self.type == "pagerduty" and self.routing_key_from is None:
+            raise ValueError("`routingKeyFrom` is required for type 'pagerduty'")
+        if self.type != "pagerduty" and self.url_from is None:
+            raise ValueError(f"`urlFrom` is required for type '{self.type}'")
+        if self.type != "pagerduty" and self.routing_key_from is not None:
+            raise ValueError("`routingKeyFrom` may only be set for type 'pagerduty'")
+        return self
+
+
+class AnomalySettings(_Model):
+    """Built-in cost-anomaly detection: each key's and customer's spend rate over the last
+    `windowMinutes`, against the same hours of the previous weeks (median and MAD)."""
+
+    enabled: bool = True
+    window_minutes: int = Field(default=5, ge=1, le=60)
+    history_weeks: int = Field(default=4, ge=1, le=12)
+    ratio: float = Field(
+        default=3.0, ge=1.5, le=100.0,
+        description="ratio: how many times the upper end of the normal range the recent rate "
+        "must reach to count as a spike.")
+    min_usd_per_hour: USD = Field(
+        default="1", alias="minUSDPerHour",
+        description="minUSDPerHour: spend rates below this never count as a spike.")
+
+
+class AlertSettings(_Model):
+    webhooks: tuple[WebhookSettings, ...] = Field(default=(), max_length=16)
+    budget_thresholds_percent: tuple[int, ...] = Field(
+        default=(50, 80, 100), alias="budgetThresholdsPercent", max_length=10,
+        description="budgetThresholdsPercent: default alert thresholds for every budget.")
+    cooldown_seconds: int = Field(
+        default=3600, ge=0, le=7 * 86_400,
+        description="cooldownSeconds: after a spend-anomaly alert for a key or customer, no "
+        "new one for it for this long (across every gateway replica).")
+    evaluation_interval_seconds: float = Field(default=60.0, ge=0.05, le=3600)
+    anomaly: AnomalySettings = AnomalySettings()
+
+    @model_validator(mode="after")
+    def _checks(self) -> AlertSettings:
+        _check_thresholds(self.budget_thresholds_percent, "budgetThresholdsPercent")
+        _unique_or_fail("webhooks", [w.name for w in self.webhooks])
+        return self
+
+
+def _unique_or_fail(field: str, names: list[str]) -> None:
+    problems: list[str] = []
+    _unique(field, names, problems)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 # --- the document ----------------------------------------------------------------------------
 
 
@@ -326,6 +559,8 @@ class GatewayConfig(_Model):
     pricing: tuple[PriceOverride, ...] = Field(default=(), max_length=10_000)
     customers: tuple[CustomerConfig, ...] = Field(default=(), max_length=100_000)
     virtual_keys: tuple[VirtualKeyConfig, ...] = Field(default=(), max_length=100_000)
+    observability: ObservabilitySettings = ObservabilitySettings()
+    alerts: AlertSettings = AlertSettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> GatewayConfig:

@@ -25,6 +25,17 @@ def options_from_settings(settings: StoreSettings) -> StoreOptions:
     )
 
 
+def _password(settings: StoreSettings) -> str | None:
+    """The Redis password from a mounted Secret file (never inline in the config)."""
+    if not settings.password_file:
+        return None
+    try:
+        with open(settings.password_file, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    except OSError as exc:
+        raise ValueError(f"cannot read store.passwordFile: {exc.strerror}") from None
+
+
 def open_store(settings: StoreSettings, options: StoreOptions | None = None) -> Store:
     """Build the configured store. Nothing is contacted yet for Redis (the first call
     connects; use `await store.ping()` for readiness); the embedded file is opened now."""
@@ -37,7 +48,7 @@ def open_store(settings: StoreSettings, options: StoreOptions | None = None) -> 
             )
         from tollgate.gateway.store.redis import RedisStore
 
-        return RedisStore(settings.url, options=options)
+        return RedisStore(settings.url, options=options, password=_password(settings))
     from tollgate.gateway.store.embedded import EmbeddedStore
 
     return EmbeddedStore(settings.path, options=options)

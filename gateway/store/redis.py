@@ -124,6 +124,7 @@ class RedisStore:
         connect_timeout: float = 0.5,
         timeout: float = 1.0,
         max_connections: int = 128,
+        password: str | None = None,
     ) -> None:
         self.options = options or StoreOptions()
         self.prefix = prefix
@@ -140,6 +141,7 @@ class RedisStore:
             socket_timeout=timeout,
             retry=Retry(NoBackoff(), 1),
             decode_responses=False,
+            **({"password": password} if password else {}),
         )
         self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._reserve = self._client.register_script(_script("reserve"))

@@ -320,8 +320,6 @@ def test_the_operator_accepts_the_charts_base_config(store: str) -> None:
     assert rendered.config["store"] == {**rendered.config["store"], **base["store"]}
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway's StoreSettings has no `passwordFile` yet: "
-                   "the Redis password Secret is mounted but not read")
 def test_the_gateway_config_accepts_a_redis_password_file() -> None:
     base = base_config(render("all-features.yaml"))
     GatewayConfig.model_validate({"apiVersion": "tollgate.dev/v1alpha1",

@@ -212,7 +212,7 @@ def test_unchanged_input_writes_nothing_even_across_a_restart(
     part = api.get(CONFIG_MAP, TARGET_NAMESPACE, f"{CONFIG_NAME}-0") or {}
     version = part["metadata"]["resourceVersion"]
 
-    # Events that change nothing the config depends on: a label, a status-only change.
+    # A change the config does not depend on (a label), then a restart on that state.
     api.patch(VIRTUAL_KEY, "tenants", "umbrella", {"metadata": {"labels": {"team": "red"}}})
     waiter(lambda: (b := api.get(VIRTUAL_KEY, "tenants", "umbrella"))
            and b["metadata"].get("labels", {}).get("team") == "red", "the label stored")
