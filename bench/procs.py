@@ -26,7 +26,7 @@ __all__ = [
     "NoiseMeter",
     "cpu_seconds",
     "free_port",
-    "set_priority",
+    "run_at_priority",
     "spawn",
     "memory_kb",
     "start_fake_upstream",
@@ -97,34 +97,40 @@ class Proc:
                 self.process.wait(timeout=5)
 
 
-_PRIORITY = {"nice": 0}
-
-
-def set_priority(nice: int) -> None:
-    """Processes started by `spawn` from now on run at this niceness. With the kernel's
-    autogroup scheduling (Debian's default) a plain `nice` only ranks processes within one
-    session, so each child gets its own session and its autogroup's nice is set instead;
-    negative values need root."""
-    _PRIORITY["nice"] = nice
-
-
 def spawn(command: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
-    nice = _PRIORITY["nice"]
-    if nice:
-        kwargs["start_new_session"] = True
-    process: subprocess.Popen[Any] = subprocess.Popen(command, **kwargs)
-    if nice:
-        for path, value in ((f"/proc/{process.pid}/autogroup", nice),):
-            try:
-                with open(path, "w") as handle:
-                    handle.write(str(value))
-            except OSError:
-                pass
+    """Every process the harness starts goes through here (one place to change how)."""
+    return subprocess.Popen(command, **kwargs)
+
+
+def run_at_priority(argv: list[str], nice: int) -> int:
+    """Run `python -m bench.run ARGV` as a child in a session of its own whose autogroup has
+    niceness `nice`, and wait for it. With autogroup scheduling (Debian's default) a plain
+    `nice` only ranks processes within one session, so this is what actually lets the
+    benchmark's processes (harness clients, fake, wrk, gateway: all inherit the autogroup)
+    win the CPU from other sessions on a shared machine. Negative values need root."""
+    env = {**os.environ, "TOLLGATE_BENCH_CHILD": "1"}
+    child = spawn([sys.executable, "-m", "bench.run", *argv], env=env, start_new_session=True,
+                  cwd=str(Path(__file__).resolve().parents[1]))
+    try:
+        with open(f"/proc/{child.pid}/autogroup", "w") as handle:
+            handle.write(str(nice))
+    except OSError as exc:
+        print(f"bench: could not set the autogroup's niceness to {nice} ({exc.strerror}); "
+              "running at the normal priority", file=sys.stderr)
+    # Its own session does not get the terminal's Ctrl-C: pass SIGINT and SIGTERM on.
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
         try:
-            os.setpriority(os.PRIO_PROCESS, process.pid, nice)
-        except OSError:
-            pass
-    return process
+            return child.wait(timeout=1800)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def free_port() -> int:

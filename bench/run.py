@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -45,7 +46,7 @@ from bench.procs import (
     Proc,
     cpu_seconds,
     memory_kb,
-    set_priority,
+    run_at_priority,
     start_fake_upstream,
     start_gateway,
     upstream_requests,
@@ -132,7 +133,6 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             _log("the machine stayed busy; measuring anyway (see 'other processes' CPU')")
     pinning = Pinning.choose(enabled=not args.no_pin)
     pinning.pin_self()
-    set_priority(args.nice)
     load_prefix = pinning.prefix(pinning.load_cpu)
     token = args.api_key or DEFAULT_TOKEN
     model = args.model or DEFAULT_MODEL
@@ -166,8 +166,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 procs.append(gateway)
                 gateway_pid = gateway.pid
                 _log(f"gateway on {gateway_url} (pid {gateway.pid})")
-            results = _measure(args, runner, workdir, pinning, load_prefix, token, body,
-                               stream_body, upstream_url, gateway_url, gateway_pid, fake)
+            try:
+                results = _measure(args, runner, workdir, pinning, load_prefix, token, body,
+                                   stream_body, upstream_url, gateway_url, gateway_pid, fake)
+            except BenchError as exc:
+                logs = "\n".join(f"--- {p.name} log (last lines) ---\n{p.log_tail(20)}"
+                                 for p in procs if p.log_tail(20))
+                raise BenchError(f"{exc}\n{logs}" if logs else str(exc)) from None
         finally:
             for proc in reversed(procs):
                 proc.stop()
@@ -480,8 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="first wait up to this long for other processes to go quiet "
                              "(shared machines; default 0: do not wait)")
     parser.add_argument("--nice", type=int, default=0,
-                        help="run the fake, wrk and the gateway at this niceness, each in its own "
-                             "autogroup (e.g. -10 as root: other processes on a shared machine "
+                        help="run the whole benchmark in a session whose autogroup has this "
+                             "niceness (e.g. -10 as root: other processes on a shared machine "
                              "disturb less)")
     parser.add_argument("--profile", action="store_true",
                         help="afterwards, sample the gateway with py-spy under full load and "
@@ -518,11 +523,21 @@ def _finite_json(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.nice and not os.environ.get("TOLLGATE_BENCH_CHILD"):
+        return run_at_priority(sys.argv[1:] if argv is None else argv, args.nice)
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through the clean-up that stops the processes
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         results = run_benchmark(args)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; every process it started has been stopped", file=sys.stderr)
+        return 130
     output = args.output or RESULTS_DIR / f"{args.stamp}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(_finite_json(results), indent=2) + "\n")

@@ -105,6 +105,10 @@ def run_wrk(url: str, script: WrkScript, *, connections: int, seconds: int,
         process.kill()
         process.communicate()
         raise BenchError(f"wrk did not finish: {' '.join(command)}") from exc
+    except BaseException:  # interrupted: do not leave wrk behind
+        process.kill()
+        process.communicate()
+        raise
     line = next((ln for ln in stdout.splitlines() if ln.startswith(_MARK)), None)
     if process.returncode != 0 or line is None:
         raise BenchError(f"wrk failed (exit {process.returncode}):\n{stdout}\n{stderr}")

@@ -1,5 +1,6 @@
 """create_app(): routes, middleware, error rendering, and the lifespan that owns the long-lived
-resources (upstream client, config holder and its watcher). No module globals."""
+resources (upstream client, config holder and its watcher, retry budgets and breaker caches).
+No module globals."""
 
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from tollgate.gateway import metrics
+from tollgate.gateway import exposition, metrics
 from tollgate.gateway.api import anthropic as anthropic_api
 from tollgate.gateway.api import keys as keys_api
 from tollgate.gateway.api import openai as openai_api
 from tollgate.gateway.api import ops
 from tollgate.gateway.api.middleware import RequestIdMiddleware
 from tollgate.gateway.config.loader import ConfigHolder, ConfigWatcher
+from tollgate.gateway.config.models import GatewayConfig
 from tollgate.gateway.errors import InvalidRequest, ModelNotFound, TollgateError
+from tollgate.gateway.kube.options import ClusterOptions
+from tollgate.gateway.observability import Observability
+from tollgate.gateway.pipeline.resilience import Resilience
 from tollgate.gateway.pricing import load_catalog
 from tollgate.gateway.runtime import Snapshot, build_snapshot, credential_files
 from tollgate.gateway.store.factory import StoreCache
@@ -65,33 +70,57 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
                    TollgateError("the gateway hit an internal error; it has been logged"))
 
 
-def _on_reload(result: str) -> None:
+def _on_reload(result: str, holder: ConfigHolder[Snapshot] | None = None) -> None:
     metrics.CONFIG_RELOADS.labels(result).inc()
     if result == "loaded":
         metrics.CONFIG_REVISION_LOADED.set(time.time())
+        if holder is not None and holder.current is not None:
+            exposition.served_revision(holder.current.revision)
 
 
-def create_app(config_path: str, *, watch_interval: float = 0.25) -> FastAPI:
+def create_app(config_path: str, *, watch_interval: float = 0.25,
+               cluster: ClusterOptions | None = None) -> FastAPI:
+    """`cluster`: watch the operator's ConfigMaps through the API and publish VirtualKey status
+    (tollgate.gateway.kube); None: the config file or directory alone."""
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         transport = AiohttpTransport()
         stores = StoreCache(base_dir=os.path.dirname(os.path.abspath(config_path)))
         catalog = load_catalog()
         holder: ConfigHolder[Snapshot] = ConfigHolder()
+
+        def build(config: GatewayConfig, revision: str) -> Snapshot:
+            return build_snapshot(config, revision, transport, catalog, stores)
+
         watcher = ConfigWatcher(
             config_path, holder,
-            build=lambda config, revision: build_snapshot(
-                config, revision, transport, catalog, stores),
+            build=build,
             watched_files=credential_files,
-            on_result=_on_reload,
+            on_result=lambda result: _on_reload(result, holder),
             interval=watch_interval,
         )
         watcher.load()
-        task = asyncio.create_task(watcher.run(), name="tollgate-config-watcher")
+        kube = None
+        if cluster is not None:
+            from tollgate.gateway.kube.cluster import start_cluster
+
+            kube = await start_cluster(cluster, holder, build, config_path, credential_files,
+                                       lambda result: _on_reload(result, holder))
+        # With the API watch on, it also polls the mounted files (its fallback) itself.
+        task = asyncio.create_task(watcher.run() if kube is None else kube.run(),
+                                   name="tollgate-config-watcher")
+        resilience = Resilience()  # retry budgets and breaker caches outlive config reloads
+        observability = Observability()  # tracing, alert evaluation and delivery
+        observability.start(holder)
         try:
-            yield {"holder": holder, "watcher": watcher}
+            yield {"holder": holder, "watcher": watcher, "resilience": resilience,
+                   "observability": observability}
         finally:
             task.cancel()
+            if kube is not None:
+                await kube.aclose()
+            await observability.aclose()
+            await resilience.aclose()
             await transport.aclose()
             await stores.aclose()
 
@@ -112,4 +141,5 @@ def app_from_env() -> ASGIApp:
 
     The request-id middleware wraps the whole FastAPI app — outside Starlette's
     ServerErrorMiddleware — so even an unexpected 500 carries `x-request-id`."""
-    return RequestIdMiddleware(create_app(os.environ[CONFIG_ENV]))
+    return RequestIdMiddleware(create_app(os.environ[CONFIG_ENV],
+                                          cluster=ClusterOptions.from_env()))

@@ -11,6 +11,9 @@ __all__ = ["main"]
 
 
 def _gateway(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from tollgate.gateway.app import CONFIG_ENV
@@ -21,19 +24,41 @@ def _gateway(args: argparse.Namespace) -> int:
         return 2
     configure_logging(args.log_level)
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
-    uvicorn.run(
-        "tollgate.gateway.app:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=args.drain_seconds,
-        timeout_keep_alive=30,
-    )
+    if args.watch_configmaps:
+        from tollgate.gateway.kube.options import ClusterOptions, parse_target
+
+        try:
+            namespace, name = parse_target(args.watch_configmaps)
+        except ValueError as exc:
+            print(f"tollgate: --watch-configmaps: {exc}", file=sys.stderr)
+            return 2
+        # Every uvicorn worker builds its app from the environment (app_from_env).
+        os.environ.update(ClusterOptions(namespace, name, args.status_interval,
+                                         args.status_lease_seconds).to_env())
+    # Several workers share /metrics through prometheus-client's multi-process mode: a fresh
+    # folder for this run (the spawned workers read the variable when they start), removed on
+    # exit. A PROMETHEUS_MULTIPROC_DIR set by the operator of the host is used as it is.
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="tollgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "tollgate.gateway.app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=args.drain_seconds,
+            timeout_keep_alive=30,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -122,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
                          choices=["debug", "info", "warning", "error"])
     gateway.add_argument("--drain-seconds", type=int, default=30,
                          help="on SIGTERM, wait this long for in-flight requests (default 30)")
+    gateway.add_argument(
+        "--watch-configmaps", metavar="NAMESPACE/CONFIGNAME",
+        help="in Kubernetes: watch the operator's ConfigMaps (label tollgate.dev/config="
+             "CONFIGNAME) through the API and serve a new revision at once (--config, the "
+             "mounted copy, is the fallback), report the served revision, and publish "
+             "VirtualKey status from one replica at a time")
+    gateway.add_argument("--status-interval", type=float, default=15.0, metavar="SECONDS",
+                         help="with --watch-configmaps: how often VirtualKey status is "
+                              "published (default 15; 0: never)")
+    gateway.add_argument("--status-lease-seconds", type=float, default=15.0, metavar="SECONDS",
+                         help="with --watch-configmaps: how long a silent status publisher "
+                              "keeps its Lease (default 15)")
     gateway.set_defaults(run=_gateway)
 
     check = commands.add_parser("check-config", help="validate a GatewayConfig file and exit")

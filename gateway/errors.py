@@ -14,6 +14,7 @@
         ├── UpstreamConnectError       (502 … / upstream_unreachable)
         ├── UpstreamTimeout            (504 … / upstream_timeout)
         ├── UpstreamUnavailable        (503 … / upstream_unavailable)
+        │   └── UpstreamCircuitOpen    (503 … / circuit_open; the target was skipped)
         ├── UpstreamRateLimited        (429 rate_limit_error / upstream_rate_limited)
         ├── UpstreamServerError        (502 … / upstream_server_error)
         ├── UpstreamOverloaded         (503 … / upstream_overloaded; Anthropic's 529)
@@ -46,6 +47,7 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "TollgateError",
+    "UpstreamCircuitOpen",
     "UpstreamClientError",
     "UpstreamConnectError",
     "UpstreamError",
@@ -189,6 +191,12 @@ class UpstreamTimeout(UpstreamError):
 class UpstreamUnavailable(UpstreamError):
     status = 503
     code = "upstream_unavailable"
+
+
+class UpstreamCircuitOpen(UpstreamUnavailable):
+    """The target's circuit breaker is open: it was skipped without a request."""
+
+    code = "circuit_open"
 
 
 class UpstreamRateLimited(UpstreamError):

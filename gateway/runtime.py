@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from tollgate.gateway.config.models import (
+    CredentialRef,
     CustomerConfig,
     GatewayConfig,
     StoreSettings,
@@ -144,7 +145,8 @@ def credential_files(config: GatewayConfig) -> list[str]:
     """Files the snapshot read secrets from: a change to one triggers a reload too."""
     files = []
     for provider in config.providers:
-        ref = getattr(provider, "api_key", None)
-        if ref is not None and ref.file:
-            files.append(ref.file)
+        for name in type(provider).model_fields:  # apiKey, serviceAccount, accessKeyId …
+            ref = getattr(provider, name)
+            if isinstance(ref, CredentialRef) and ref.file:
+                files.append(ref.file)
     return files

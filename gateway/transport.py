@@ -3,11 +3,25 @@
 aiohttp is used because its pooled client measured ~10x the throughput of httpx's default
 transport on this kind of machine (see TESTING.md). Every aiohttp/OS exception is translated
 here, once, into the UpstreamError tree; nothing above this module sees aiohttp types.
+
+Timeouts, per attempt (config `timeouts`):
+
+- `connect`: opening the TCP (and TLS) connection (aiohttp `sock_connect`).
+- `first_byte`: from sending the request to the provider's first byte — the response headers
+  (aiohttp `sock_read`, which then also bounds every later silence while the body is read)
+  and, for a stream, its first frame: `StreamingReply` gives the first body read only what is
+  left of `first_byte` since the request was sent, so headers that come at once followed by a
+  silent stream time out like a silent server.
+- `total`: the whole attempt, from connecting to the last body byte, streams included
+  (aiohttp's `total` timer runs until the connection is released).
+
+Each raises UpstreamTimeout, which the router may retry or fail over from.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,26 +48,48 @@ class TransportReply:
 
 
 class StreamingReply:
-    """An open response whose body is read line by line; always close it."""
+    """An open response whose body is read line by line; always close it.
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    `first_byte_deadline` (event-loop time): the first body read must finish by then."""
+
+    def __init__(self, response: aiohttp.ClientResponse,
+                 first_byte_deadline: float | None = None) -> None:
         self._response = response
+        self._deadline = first_byte_deadline
         self.status = response.status
         self.headers = {k.lower(): v for k, v in response.headers.items()}
+
+    async def _first(self, read: Awaitable[bytes]) -> bytes:
+        deadline, self._deadline = self._deadline, None
+        assert deadline is not None
+        async with asyncio.timeout_at(deadline):
+            return await read
 
     async def read(self) -> bytes:
         with _translate_errors():
             return await self._response.read()
 
     async def lines(self) -> AsyncIterator[bytes]:
+        content = self._response.content
         with _translate_errors():
-            async for line in self._response.content:
+            if self._deadline is not None:
+                line = await self._first(content.readline())
+                if not line:
+                    return
+                yield line
+            async for line in content:
                 yield line
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, in whatever pieces (binary framings: AWS event-stream)."""
+        content = self._response.content
         with _translate_errors():
-            async for chunk in self._response.content.iter_any():
+            if self._deadline is not None:
+                chunk = await self._first(content.readany())
+                if not chunk:
+                    return
+                yield chunk
+            async for chunk in content.iter_any():
                 yield chunk
 
     def close(self) -> None:
@@ -128,11 +164,12 @@ class AiohttpTransport:
     async def open_stream(
         self, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts
     ) -> StreamingReply:
+        deadline = asyncio.get_running_loop().time() + timeouts.first_byte
         with _translate_errors():
             response = await self._client().post(
                 url, data=body, headers=headers, timeout=self._timeout(timeouts)
             )
-        return StreamingReply(response)
+        return StreamingReply(response, deadline)
 
     async def aclose(self) -> None:
         if self._session is not None:

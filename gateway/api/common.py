@@ -107,7 +107,13 @@ def new_call(request: Request, endpoint: Endpoint, inbound: Shape = "openai") ->
         token=token_from_headers(
             request.headers.get("authorization"), request.headers.get("x-api-key")
         ),
+        resilience=request.scope["state"].get("resilience"),
     )
+    observability = request.scope["state"].get("observability")
+    if observability is not None:
+        call.tracer = observability.tracer_for(call.snapshot)
+        if call.tracer is not None:
+            call.traceparent = request.headers.get("traceparent")
     try:
         authenticate(call)
     except TollgateError as error:

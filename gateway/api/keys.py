@@ -22,12 +22,26 @@ from tollgate.gateway.pipeline.authenticate import authenticate, token_from_head
 from tollgate.gateway.pipeline.call import Call
 from tollgate.gateway.pipeline.govern import checks_for
 from tollgate.gateway.runtime import KeyPolicy, Snapshot
-from tollgate.gateway.store.base import StoreUnavailable
+from tollgate.gateway.store.base import BudgetCheck, BudgetFigures, StoreUnavailable
 
 __all__ = ["routes"]
 
 
-async def _describe(snapshot: Snapshot, key: KeyPolicy, now: datetime) -> dict[str, Any]:
+def _forecast(observability: Any, check: BudgetCheck, figures: BudgetFigures,
+              now: datetime) -> dict[str, Any] | None:
+    """When this budget runs out at the recent spend rate (the alert evaluator's view)."""
+    found = observability.forecast(check, figures, now) if observability is not None else None
+    if found is None:
+        return None
+    return {
+        "spendRateUSDPerHour": format_usd(int(round(found.rate_micros_per_hour))),
+        "exhaustsAt": found.exhausts_at.isoformat() if found.exhausts_at else None,
+        "beforePeriodEnd": found.flagged or found.exhausted,
+    }
+
+
+async def _describe(snapshot: Snapshot, key: KeyPolicy, now: datetime,
+                    observability: Any = None) -> dict[str, Any]:
     config = key.config
     budgets, rates = checks_for(key, now)
     info: dict[str, Any] = {
@@ -38,7 +52,8 @@ async def _describe(snapshot: Snapshot, key: KeyPolicy, now: datetime) -> dict[s
         "metadata": dict(config.metadata),
         "allowedProviders": list(config.allowed_providers),
         "allowedModels": list(config.allowed_models),
-        "budget": config.budget.model_dump(by_alias=True) if config.budget else None,
+        "budget": (config.budget.model_dump(by_alias=True, exclude_none=True)
+                   if config.budget else None),
         "rateLimit": (config.rate_limit.model_dump(by_alias=True, exclude_none=True)
                       if config.rate_limit else None),
         "configRevision": snapshot.revision,
@@ -60,6 +75,7 @@ async def _describe(snapshot: Snapshot, key: KeyPolicy, now: datetime) -> dict[s
             "spentUSD": format_usd(figures.spent_micros),
             "reservedUSD": format_usd(figures.reserved_micros),
             "remainingUSD": format_usd(figures.remaining_micros),
+            "forecast": _forecast(observability, check, figures, now),
         })
     for window in windows:
         info["rateLimits"].append({
@@ -82,7 +98,8 @@ async def key_info(request: Request) -> Response:
                                          request.headers.get("x-api-key")))
     authenticate(call)
     assert call.key is not None
-    return JSONResponse(await _describe(call.snapshot, call.key, datetime.now(UTC)))
+    return JSONResponse(await _describe(call.snapshot, call.key, datetime.now(UTC),
+                                        request.scope["state"].get("observability")))
 
 
 async def admin_keys(request: Request) -> Response:
@@ -97,7 +114,8 @@ async def admin_keys(request: Request) -> Response:
         raise AuthenticationFailed("the admin API needs the admin token as a Bearer token")
     now = datetime.now(UTC)
     unique = {policy.id: policy for policy in snapshot.keys_by_hash.values()}
-    data = [await _describe(snapshot, unique[k], now) for k in sorted(unique)]
+    observability = request.scope["state"].get("observability")
+    data = [await _describe(snapshot, unique[k], now, observability) for k in sorted(unique)]
     return JSONResponse({"object": "list", "data": data})
 
 

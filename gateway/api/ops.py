@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tollgate.gateway import exposition
 
 __all__ = ["routes"]
 
@@ -28,7 +29,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition.render(), media_type=exposition.CONTENT_TYPE_LATEST)
 
 
 routes = [

@@ -36,6 +36,7 @@ __all__ = [
     "BedrockProvider",
     "Budget",
     "BudgetPeriod",
+    "CircuitBreakerSettings",
     "CredentialRef",
     "GatewayConfig",
     "MockProvider",
@@ -46,6 +47,7 @@ __all__ = [
     "PriceOverride",
     "ProviderConfig",
     "RateLimit",
+    "RetrySettings",
     "ServerSettings",
     "StoreSettings",
     "Target",
@@ -118,11 +120,86 @@ class CredentialRef(_Model):
 
 
 class Timeouts(_Model):
-    """Per-attempt timeouts, in seconds."""
+    """Per-attempt timeouts, in seconds (each retry of a target gets its own)."""
 
-    connect_seconds: float = Field(default=5.0, gt=0, le=300)
-    first_byte_seconds: float = Field(default=120.0, gt=0, le=3600)
-    total_seconds: float = Field(default=600.0, gt=0, le=7200)
+    connect_seconds: float = Field(
+        default=5.0, gt=0, le=300,
+        description="connectSeconds bounds opening the TCP (and TLS) connection. Default: 5.",
+    )
+    first_byte_seconds: float = Field(
+        default=120.0, gt=0, le=3600,
+        description="firstByteSeconds bounds the wait from sending the request to the "
+        "provider's first byte: the response headers, and for a stream its first frame. It "
+        "also bounds every later silence while the body is read. Default: 120.",
+    )
+    total_seconds: float = Field(
+        default=600.0, gt=0, le=7200,
+        description="totalSeconds bounds the whole attempt, connecting to the last byte "
+        "(streams included: a longer stream is ended with an error event). Default: 600.",
+    )
+
+
+class RetrySettings(_Model):
+    """How a failing target is tried again before the route moves on to the next target.
+
+    Only failures that may pass are retried (connection errors, timeouts, 429, 5xx, 529);
+    a provider's 4xx never is. The delay before retry n (1, 2 …) is
+    `min(maxDelayMs, baseDelayMs * 2**(n-1))` times a random factor in [0.5, 1), or the
+    provider's `Retry-After` when that is longer; a `Retry-After` above `maxDelayMs` is not
+    waited for (the next target is tried instead). A retry budget keeps retries from
+    multiplying an outage: per provider and gateway process, retries in the last 10 seconds
+    may not exceed `budgetRatio` of the requests sent to it, plus `budgetMinRetries`.
+    """
+
+    max_attempts: int = Field(
+        default=2, ge=1, le=10,
+        description="maxAttempts: tries of one target per request, the first included; 1 "
+        "turns retries off. Default: 2.")
+    base_delay_ms: int = Field(default=250, ge=0, le=60_000,
+                               description="baseDelayMs: the first retry's delay. Default: 250.")
+    max_delay_ms: int = Field(
+        default=2_000, ge=0, le=300_000,
+        description="maxDelayMs caps every delay, `Retry-After` included. Default: 2000.")
+    budget_ratio: float = Field(
+        default=0.2, ge=0, le=1,
+        description="budgetRatio: retries allowed per request, over a 10-second window. "
+        "Default: 0.2.")
+    budget_min_retries: int = Field(
+        default=3, ge=0, le=10_000,
+        description="budgetMinRetries: retries always allowed per 10-second window, so a "
+        "quiet provider can still be retried. Default: 3.")
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> RetrySettings:
+        if self.base_delay_ms > self.max_delay_ms:
+            raise ValueError("`baseDelayMs` must not exceed `maxDelayMs`")
+        return self
+
+
+class CircuitBreakerSettings(_Model):
+    """A circuit breaker per (provider, model), shared by every gateway replica through the
+    store: once open, the target is skipped at once (no request, no timeout) until
+    `openSeconds` have passed; then up to `halfOpenProbes` requests probe it, and a success
+    closes the breaker while a failure opens it again."""
+
+    consecutive_failures: int = Field(
+        default=5, ge=1, le=10_000,
+        description="consecutiveFailures in a row open the breaker. Default: 5.")
+    failure_ratio: float = Field(
+        default=0.5, gt=0, le=1,
+        description="failureRatio of failed requests in the window opens the breaker, once "
+        "the window holds `minimumRequests`. Default: 0.5.")
+    minimum_requests: int = Field(default=20, ge=1, le=1_000_000,
+                                  description="minimumRequests: see `failureRatio`. Default: 20.")
+    window_seconds: int = Field(default=30, ge=1, le=3600,
+                                description="windowSeconds: the sliding window. Default: 30.")
+    open_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="openSeconds: how long an open breaker skips its target. Default: 30.")
+    half_open_probes: int = Field(
+        default=1, ge=1, le=100,
+        description="halfOpenProbes: requests let through at a time once `openSeconds` have "
+        "passed. Default: 1.")
 
 
 class _ProviderBase(_Model):
@@ -133,6 +210,12 @@ class _ProviderBase(_Model):
         description="Models this provider serves. Empty: the price catalog's models for its type.",
     )
     timeouts: Timeouts = Timeouts()
+    retry: RetrySettings | None = Field(
+        default=RetrySettings(),
+        description="retry: same-target retries. Unset: the defaults; null: no retries.")
+    circuit_breaker: CircuitBreakerSettings | None = Field(
+        default=CircuitBreakerSettings(),
+        description="circuitBreaker: per (provider, model). Unset: the defaults; null: off.")
 
 
 class OpenAIProvider(_ProviderBase):
@@ -534,15 +617,10 @@ class AlertSettings(_Model):
     @model_validator(mode="after")
     def _checks(self) -> AlertSettings:
         _check_thresholds(self.budget_thresholds_percent, "budgetThresholdsPercent")
-        _unique_or_fail("webhooks", [w.name for w in self.webhooks])
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError("`webhooks`: every webhook must have a distinct `name`")
         return self
-
-
-def _unique_or_fail(field: str, names: list[str]) -> None:
-    problems: list[str] = []
-    _unique(field, names, problems)
-    if problems:
-        raise ValueError("; ".join(problems))
 
 
 # --- the document ----------------------------------------------------------------------------

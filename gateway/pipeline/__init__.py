@@ -18,7 +18,8 @@ through `govern.finish`, which settles or releases that hold exactly once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from tollgate.gateway.errors import TollgateError, UpstreamError
 from tollgate.gateway.money import format_usd
@@ -36,6 +37,8 @@ from tollgate.gateway.translate.sse import Event, comment
 
 __all__ = ["Call", "authenticate", "run", "run_count", "run_stream"]
 
+BODY_CAPTURE_BYTES = 16 * 1024  # at most this much of a response is kept for the log
+
 
 def _failed(call: Call, error: TollgateError) -> None:
     upstream = isinstance(error, UpstreamError)
@@ -48,9 +51,12 @@ async def run(call: Call) -> Reply:
     try:
         authorize(call)
         await govern.admit(call)
+        call.dispatched = time.perf_counter()
         reply = await dispatch(call)
         settle(call, reply.usage)
         call.outcome = "ok"
+        if call.key is not None and call.key.config.log_bodies:
+            call.response_body = reply.body
         return reply
     except TollgateError as error:
         _failed(call, error)
@@ -89,6 +95,7 @@ async def run_stream(call: Call) -> AsyncIterator[bytes]:
     try:
         authorize(call)
         await govern.admit(call)
+        call.dispatched = time.perf_counter()
         opened = await dispatch_stream(call)
     except BaseException as error:
         if isinstance(error, TollgateError):
@@ -98,7 +105,22 @@ async def run_stream(call: Call) -> AsyncIterator[bytes]:
         await govern.finish(call)
         record(call)
         raise
-    return _relay(call, opened, registry.outbound(call.inbound, call.request_id))
+    frames = _relay(call, opened, registry.outbound(call.inbound, call.request_id))
+    if call.key is not None and call.key.config.log_bodies:
+        return _captured(call, frames)
+    return frames
+
+
+async def _captured(call: Call, frames: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    """For keys with `logBodies`: keep the first bytes written, for the decision log."""
+    kept = call.response_body = bytearray()  # filled in place: record() may run mid-loop
+    try:
+        async for frame in frames:
+            if len(kept) < BODY_CAPTURE_BYTES:
+                kept += frame[:BODY_CAPTURE_BYTES - len(kept)]
+            yield frame
+    finally:
+        await frames.aclose()
 
 
 class _Meter:
@@ -134,9 +156,11 @@ class _Meter:
         return self.picos > self.limit
 
 
-async def _relay(call: Call, opened: OpenStream, outbound: Outbound) -> AsyncIterator[bytes]:
+async def _relay(call: Call, opened: OpenStream,
+                 outbound: Outbound) -> AsyncGenerator[bytes, None]:
     """Write the held events, then translate and write the rest; after the first byte, a
     failure ends the stream with the inbound shape's error event."""
+    call.first_token_seconds = time.perf_counter() - call.started
     meter = _Meter(call, outbound)
     stream = opened.stream
     feed = opened.translator.feed
@@ -158,7 +182,10 @@ async def _relay(call: Call, opened: OpenStream, outbound: Outbound) -> AsyncIte
                     yield outbound.stop(target.model if target else call.requested_model,
                                         stream.usage)
                     return
-            pending = feed(await stream.__anext__(), stream.usage)
+            waited = time.perf_counter()
+            wire = await stream.__anext__()
+            call.upstream_seconds += time.perf_counter() - waited
+            pending = feed(wire, stream.usage)
     except StopAsyncIteration:
         call.outcome = "ok"
     except UpstreamError as error:

@@ -165,10 +165,12 @@ async def admit(call: Call) -> None:
     call.hold = hold
     if not budgets and not rates:
         return
+    started = time.perf_counter()
     try:
         admission = await call.snapshot.store.reserve(ReserveRequest(
             hold.hold_id, now, budgets, rates, amount, tokens))
     except StoreUnavailable as exc:
+        call.store_calls.append(("reserve", started, time.perf_counter()))
         if key.config.on_store_unavailable == "deny":
             call.hold = None
             raise GovernanceUnavailable(
@@ -181,8 +183,10 @@ async def admit(call: Call) -> None:
                     extra={"event": "store_unavailable", "request_id": call.request_id,
                            "key": key.id})
         return
+    call.store_calls.append(("reserve", started, time.perf_counter()))
     if not admission.admitted:
         call.hold = None
+        call.rejection = admission
         raise _rejection(call, admission)
     hold.admission = admission
 
@@ -231,6 +235,7 @@ async def finish(call: Call) -> None:
     if hold.local:
         outbox.add(ending)
         return
+    started = time.perf_counter()
     try:
         # Shielded: a client that hangs up mid-stream cancels the task that relays the stream,
         # and this write runs in that task's clean-up; unshielded, the cancellation would cut
@@ -241,6 +246,9 @@ async def finish(call: Call) -> None:
                 await call.snapshot.store.settle(ending)
             else:
                 await call.snapshot.store.release(ending)
+        call.store_calls.append((
+            "settle" if isinstance(ending, Settlement) else "release", started,
+            time.perf_counter()))
     except StoreUnavailable:
         outbox.add(ending)  # written back when the store returns; idempotent by hold id
         log.warning("store unreachable; spend queued for write-back",

@@ -19,9 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from tollgate.gateway.providers.anthropic import AnthropicAdapter
+from tollgate.gateway.providers.azure_openai import AzureOpenAIAdapter
 from tollgate.gateway.providers.base import Provider
+from tollgate.gateway.providers.bedrock import BedrockAdapter
 from tollgate.gateway.providers.mock import MockAdapter
 from tollgate.gateway.providers.openai import OpenAIAdapter
+from tollgate.gateway.providers.vertex import VertexAdapter
 from tollgate.gateway.transport import Transport
 
 __all__ = ["ADAPTERS", "build"]
@@ -32,6 +35,10 @@ ADAPTERS: dict[str, Factory] = {
     "openai": lambda config, transport, models: OpenAIAdapter(config, transport, models),
     "openai-compatible": lambda config, transport, models: OpenAIAdapter(config, transport, models),
     "anthropic": lambda config, transport, models: AnthropicAdapter(config, transport, models),
+    "bedrock": lambda config, transport, models: BedrockAdapter(config, transport, models),
+    "vertex": lambda config, transport, models: VertexAdapter(config, transport, models),
+    "azure-openai": lambda config, transport, models: AzureOpenAIAdapter(config, transport,
+                                                                         models),
     "mock": lambda config, transport, models: MockAdapter(config, models),
 }
 

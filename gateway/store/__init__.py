@@ -1,4 +1,5 @@
-"""Governance state: budgets, rate-limit windows and the usage ledger behind one Store protocol.
+"""Shared state: budgets, rate-limit windows, the usage ledger and circuit breakers behind one
+Store protocol.
 
 Two real implementations: `RedisStore` (many replicas; one Lua script per call) and
 `EmbeddedStore` (standalone; one SQLite transaction per call). `open_store` picks by config.
@@ -23,14 +24,18 @@ from tollgate.gateway.store.base import (
     customer_scope,
     key_scope,
 )
+from tollgate.gateway.store.breaker import BreakerPolicy, BreakerState, MemoryBreakers
 from tollgate.gateway.store.factory import open_store
 from tollgate.gateway.store.outbox import Outbox
 
 __all__ = [
     "Admission",
+    "BreakerPolicy",
+    "BreakerState",
     "BudgetCheck",
     "BudgetFigures",
     "LedgerRecord",
+    "MemoryBreakers",
     "Outbox",
     "RateCheck",
     "RateFigures",

@@ -38,6 +38,17 @@ Semantics shared by every implementation (the same test suite runs against each)
   are testable; the period id is computed by the caller too (see `tollgate.gateway.periods`).
 - Backend failures (unreachable, timed out, read-only, locked) raise StoreUnavailable and
   change nothing the caller can observe twice: every call is safe to retry.
+
+Circuit breakers (one record per "<provider>/<model>" key; the state machine is
+`store/breaker.py`, shared by every implementation) cost no round trip on the request path
+in the common case: the router reads them through a short in-process cache and reports
+outcomes in the background (pipeline/resilience.py).
+
+    breaker_state(keys)                      the states, read-only, for the cache
+    breaker_report(key, outcomes, now, …)    outcomes (oldest first) applied atomically
+    breaker_acquire(key, now, policy)        open → half-open, and one probe slot taken
+
+A breaker record nobody has written for a day is forgotten (it reads as closed).
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import orjson
 
 from tollgate.gateway.money import Micros
+from tollgate.gateway.store.breaker import BreakerPolicy, BreakerState
 
 __all__ = [
     "Admission",
@@ -79,6 +91,8 @@ Reason = Literal["budget_exceeded", "rate_limit_exceeded"]
 FailedLimit = Literal["budget", "requests_per_minute", "tokens_per_minute", "max_concurrent"]
 
 WINDOW_SECONDS = 60
+BREAKER_TTL_SECONDS = 86_400
+"""A breaker record untouched this long is dropped (it then reads as closed)."""
 
 
 def key_scope(key_id: str) -> Scope:
@@ -377,6 +391,26 @@ class Store(Protocol):
 
     def ledger(self, since: datetime, until: datetime) -> AsyncIterator[LedgerRecord]:
         """Ledger records with since <= time < until, in time order, streamed in batches."""
+        ...
+
+    async def breaker_state(self, keys: tuple[str, ...]) -> tuple[BreakerState, ...]:
+        """The current state of each circuit breaker (closed when never written)."""
+        ...
+
+    async def breaker_report(
+        self, key: str, outcomes: tuple[bool, ...], now: datetime, policy: BreakerPolicy,
+        *, probe: bool = False,
+    ) -> BreakerState:
+        """Apply request outcomes (True = success, oldest first) to one breaker, atomically;
+        `probe`: they are the outcomes of probes admitted by `breaker_acquire`."""
+        ...
+
+    async def breaker_acquire(
+        self, key: str, now: datetime, policy: BreakerPolicy
+    ) -> tuple[bool, BreakerState]:
+        """May a request go to this target? An open breaker whose cool-down is over turns
+        half-open, and a half-open one hands out at most `policy.half_open_probes` probe
+        slots per round. Returns (admitted, state after the call)."""
         ...
 
     async def ping(self) -> None:

@@ -33,7 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tollgate.gateway.store import breaker
 from tollgate.gateway.store.base import (
+    BREAKER_TTL_SECONDS,
     WINDOW_SECONDS,
     Admission,
     BudgetCheck,
@@ -96,7 +98,21 @@ CREATE TABLE IF NOT EXISTS ledger (
     seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, record BLOB NOT NULL)""",
     """
 CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time_us, seq)""",
+    """
+CREATE TABLE IF NOT EXISTS breaker (                 -- one circuit breaker (store/breaker.py)
+    key TEXT PRIMARY KEY,                            -- "<provider>/<model>"
+    state INTEGER NOT NULL, open_until_ms INTEGER NOT NULL,
+    probes INTEGER NOT NULL, probe_until_ms INTEGER NOT NULL,
+    consecutive INTEGER NOT NULL, window_ms INTEGER NOT NULL,
+    ok INTEGER NOT NULL, failed INTEGER NOT NULL,
+    prev_ok INTEGER NOT NULL, prev_failed INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL) WITHOUT ROWID""",
 )
+_BREAKER_READ = """
+SELECT state, open_until_ms, probes, probe_until_ms, consecutive, window_ms, ok, failed,
+       prev_ok, prev_failed FROM breaker WHERE key = ?
+"""
+_BREAKER_WRITE = "INSERT OR REPLACE INTO breaker VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 _BUDGET = """
 SELECT COALESCE((SELECT spent FROM budget WHERE scope = ?1 AND period = ?2), 0),
@@ -412,6 +428,46 @@ class EmbeddedStore:
                     )
         return True
 
+    # --- circuit breakers ----------------------------------------------------------------------
+
+    async def breaker_state(
+        self, keys: tuple[str, ...]
+    ) -> tuple[breaker.BreakerState, ...]:
+        def read(conn: sqlite3.Connection) -> tuple[breaker.BreakerState, ...]:
+            return tuple(_breaker_record(conn, key).view() for key in keys)
+
+        return await self._run(read, 0, writes=False)
+
+    async def breaker_report(
+        self, key: str, outcomes: tuple[bool, ...], now: datetime,
+        policy: breaker.BreakerPolicy, *, probe: bool = False,
+    ) -> breaker.BreakerState:
+        now_ms = to_ms(now)
+
+        def write(conn: sqlite3.Connection) -> breaker.BreakerState:
+            with _transaction(conn):
+                record = _breaker_record(conn, key)
+                breaker.report(record, outcomes, probe, now_ms, policy)
+                _save_breaker(conn, key, record, now_ms)
+            return record.view()
+
+        return await self._run(write, now_ms)
+
+    async def breaker_acquire(
+        self, key: str, now: datetime, policy: breaker.BreakerPolicy
+    ) -> tuple[bool, breaker.BreakerState]:
+        now_ms = to_ms(now)
+
+        def write(conn: sqlite3.Connection) -> tuple[bool, breaker.BreakerState]:
+            with _transaction(conn):
+                record = _breaker_record(conn, key)
+                admitted = breaker.acquire(record, now_ms, policy)
+                if record.state != breaker.CLOSED:
+                    _save_breaker(conn, key, record, now_ms)
+            return admitted, record.view()
+
+        return await self._run(write, now_ms)
+
     # --- read-only views ----------------------------------------------------------------------
 
     async def spend(
@@ -495,7 +551,26 @@ class EmbeddedStore:
             conn.execute("DELETE FROM budget WHERE expires_ms <= ?", (now_ms,))
             conn.execute("DELETE FROM rate_window WHERE window_s < ?",
                          (now_ms // 1000 - 2 * WINDOW_SECONDS,))
+            conn.execute("DELETE FROM breaker WHERE updated_ms <= ?",
+                         (now_ms - BREAKER_TTL_SECONDS * 1000,))
         _checkpoint(conn)
+
+    async def claim_marker(self, name: str, now: datetime, ttl_seconds: int) -> bool:
+        """Set-if-absent, lapsing `ttl_seconds` after `now`: True for the one caller (of every
+        process sharing the file) that sets `name` first. Alert dedupe uses it; the table is
+        created on first use."""
+        now_ms = to_ms(now)
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                conn.execute("CREATE TABLE IF NOT EXISTS marker ("
+                             "name TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID")
+                conn.execute("DELETE FROM marker WHERE expires_ms <= ?", (now_ms,))
+                cursor = conn.execute("INSERT OR IGNORE INTO marker VALUES (?, ?)",
+                                      (name, now_ms + 1000 * max(1, int(ttl_seconds))))
+                return cursor.rowcount == 1
+
+        return await self._run(claim, now_ms)
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone(), 0, writes=False)
@@ -525,6 +600,20 @@ class EmbeddedStore:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+
+def _breaker_record(conn: sqlite3.Connection, key: str) -> breaker.BreakerRecord:
+    row = conn.execute(_BREAKER_READ, (key,)).fetchone()
+    return breaker.BreakerRecord(*row) if row is not None else breaker.BreakerRecord()
+
+
+def _save_breaker(conn: sqlite3.Connection, key: str, record: breaker.BreakerRecord,
+                  now_ms: int) -> None:
+    conn.execute(_BREAKER_WRITE, (
+        key, record.state, record.open_until_ms, record.probes, record.probe_until_ms,
+        record.consecutive, record.window_ms, record.ok, record.failed, record.prev_ok,
+        record.prev_failed, now_ms,
+    ))
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:

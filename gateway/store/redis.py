@@ -15,6 +15,8 @@ the scripts on Redis Cluster, which puts all of Tollgate's keys in one slot):
     <p>r:<request id>        hash   while held: w = window start, t = tokens held (lease + 60 s);
                                     once ended: s = settled|released, the dedupe marker (2 days)
     <p>ledger                zset   ledger records (JSON) scored by time in microseconds
+    <p>cb:<provider>/<model> hash   circuit breaker record (lua/breaker.lua); expires a day
+                                    after its last write
 
 Period counters carry the period id, so a new period starts at zero; they expire a grace
 period (35 days by default) after the period ends. The ledger is a sorted set rather than a
@@ -37,6 +39,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tollgate.gateway.store.base import (
+    BREAKER_TTL_SECONDS,
     WINDOW_SECONDS,
     Admission,
     BudgetCheck,
@@ -58,6 +61,7 @@ from tollgate.gateway.store.base import (
     to_us,
     window_start,
 )
+from tollgate.gateway.store.breaker import BreakerPolicy, BreakerState
 
 __all__ = ["RedisStore"]
 
@@ -147,6 +151,7 @@ class RedisStore:
         self._reserve = self._client.register_script(_script("reserve"))
         self._settle = self._client.register_script(_script("settle"))
         self._status = self._client.register_script(_script("status"))
+        self._breaker = self._client.register_script(_script("breaker"))
         self._ledger_key = f"{prefix}ledger"
 
     # --- keys ---------------------------------------------------------------------------------
@@ -319,6 +324,54 @@ class RedisStore:
             same = sum(1 for _member, score in page if int(score) == last)
             offset = offset + same if last == low else same
             low = last
+
+    # --- circuit breakers (lua/breaker.lua) ----------------------------------------------------
+
+    def _breaker_key(self, key: str) -> str:
+        return f"{self.prefix}cb:{key}"
+
+    async def breaker_state(self, keys: tuple[str, ...]) -> tuple[BreakerState, ...]:
+        if not keys:
+            return ()
+        with _translate_errors():
+            reply = await self._breaker(keys=[self._breaker_key(k) for k in keys],
+                                        args=("state", ""))
+        fields = _split(reply)
+        return tuple(BreakerState(*fields[4 * i:4 * i + 4]) for i in range(len(keys)))
+
+    async def breaker_report(
+        self, key: str, outcomes: tuple[bool, ...], now: datetime, policy: BreakerPolicy,
+        *, probe: bool = False,
+    ) -> BreakerState:
+        fields: list[int | str] = [
+            to_ms(now), policy.consecutive_failures, repr(float(policy.failure_ratio)),
+            policy.minimum_requests, policy.window_ms, policy.open_ms, int(probe),
+            BREAKER_TTL_SECONDS,
+        ]
+        encoded = "".join("1" if ok else "0" for ok in outcomes)
+        with _translate_errors():
+            reply = await self._breaker(keys=[self._breaker_key(key)],
+                                        args=("report", _join(fields), encoded))
+        return BreakerState(*_split(reply))
+
+    async def breaker_acquire(
+        self, key: str, now: datetime, policy: BreakerPolicy
+    ) -> tuple[bool, BreakerState]:
+        fields = [to_ms(now), policy.open_ms, policy.half_open_probes, BREAKER_TTL_SECONDS]
+        with _translate_errors():
+            reply = await self._breaker(keys=[self._breaker_key(key)],
+                                        args=("acquire", _join(fields)))
+        admitted, *state = _split(reply)
+        return admitted == 1, BreakerState(*state)
+
+    async def claim_marker(self, name: str, now: datetime, ttl_seconds: int) -> bool:
+        """Set-if-absent (`<p>m:<name>`, lapsing after `ttl_seconds`): True for the one caller,
+        across every replica, that sets it first. Alert dedupe ("once per period") uses it;
+        `now` is unused here (the TTL runs on the Redis server's clock)."""
+        with _translate_errors():
+            claimed = await self._client.set(f"{self.prefix}m:{name}", b"1", nx=True,
+                                             ex=max(1, int(ttl_seconds)))
+        return bool(claimed)
 
     async def ping(self) -> None:
         with _translate_errors():

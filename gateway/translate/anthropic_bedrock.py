@@ -51,7 +51,7 @@ from tollgate.gateway.translate.shapes.anthropic import (
 from tollgate.gateway.translate.sse import Event
 
 __all__ = ["STOP_REASONS", "AnthropicToBedrock", "ConverseEvents", "converse_request",
-           "message_from_converse"]
+           "is_anthropic_model", "loads_reply", "message_from_converse", "message_id"]
 
 STOP_REASONS = {
     "end_turn": "end_turn",
@@ -77,7 +77,7 @@ def _invalid(message: str, param: str) -> InvalidRequest:
     return InvalidRequest(message, param=param, code="unsupported_for_provider")
 
 
-def _is_anthropic_model(model: str) -> bool:
+def is_anthropic_model(model: str) -> bool:
     return "anthropic." in model or model.startswith("anthropic")
 
 
@@ -271,7 +271,7 @@ def converse_request(body: dict[str, Any], model: str) -> dict[str, Any]:
                 config["toolChoice"] = choice
             wire["toolConfig"] = config
     extra: dict[str, Any] = {}
-    if _is_anthropic_model(model):
+    if is_anthropic_model(model):
         if body.get("top_k") is not None:
             extra["top_k"] = body["top_k"]
         if isinstance(body.get("thinking"), dict):
@@ -435,7 +435,7 @@ class AnthropicToBedrock:
         return WireRequest(converse_request(body, self._context.model))
 
     def response(self, reply: Reply) -> bytes:
-        data = reply.data if reply.data is not None else _loads(reply.body)
+        data = reply.data if reply.data is not None else loads_reply(reply.body)
         return orjson.dumps(message_from_converse(
             data, reply.usage, message_id(self._context.request_id), self._context.model))
 
@@ -443,7 +443,7 @@ class AnthropicToBedrock:
         return self._events.feed(event, usage)
 
 
-def _loads(body: bytes) -> Any:
+def loads_reply(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -8,11 +8,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tollgate.gateway.translate.anthropic_anthropic import AnthropicPassthrough
+from tollgate.gateway.translate.anthropic_bedrock import AnthropicToBedrock
+from tollgate.gateway.translate.anthropic_gemini import AnthropicToGemini
 from tollgate.gateway.translate.anthropic_openai import AnthropicToOpenAI
 from tollgate.gateway.translate.base import Context, Outbound, Translator
 from tollgate.gateway.translate.openai_anthropic import OpenAIToAnthropic
+from tollgate.gateway.translate.openai_bedrock import OpenAIToBedrock
+from tollgate.gateway.translate.openai_gemini import OpenAIToGemini
 from tollgate.gateway.translate.openai_openai import OpenAIPassthrough
 from tollgate.gateway.translate.shapes import anthropic as anthropic_shape
+from tollgate.gateway.translate.shapes import bedrock as bedrock_shape
+from tollgate.gateway.translate.shapes import gemini as gemini_shape
 from tollgate.gateway.translate.shapes import openai as openai_shape
 from tollgate.gateway.translate.sse import Event
 
@@ -23,6 +29,10 @@ PAIRS: dict[tuple[str, str], Callable[[Context], Translator]] = {
     ("openai", "anthropic"): OpenAIToAnthropic,
     ("anthropic", "openai"): AnthropicToOpenAI,
     ("anthropic", "anthropic"): AnthropicPassthrough,
+    ("openai", "bedrock-converse"): OpenAIToBedrock,
+    ("anthropic", "bedrock-converse"): AnthropicToBedrock,
+    ("openai", "gemini"): OpenAIToGemini,
+    ("anthropic", "gemini"): AnthropicToGemini,
 }
 
 OUTBOUND: dict[str, Callable[[str], Outbound]] = {
@@ -33,6 +43,8 @@ OUTBOUND: dict[str, Callable[[str], Outbound]] = {
 COMMITS: dict[str, Callable[[Event], bool]] = {
     "openai": openai_shape.commits,
     "anthropic": anthropic_shape.commits,
+    "bedrock-converse": bedrock_shape.commits,
+    "gemini": gemini_shape.commits,
 }
 
 INBOUND_SHAPES = frozenset(OUTBOUND)

@@ -34,13 +34,19 @@ __all__ = [
 # Short enough that a timeout test costs half a second, long enough for a loaded laptop.
 FAST_TIMEOUTS = {"connectSeconds": 1.0, "firstByteSeconds": 0.5, "totalSeconds": 5.0}
 
+# The providers these helpers build neither retry nor trip a circuit breaker unless a test asks
+# (`retry=…`, `breaker=…`): a module-scoped gateway fails the same target in test after test,
+# and attempt counts must not depend on test order. test_outage_drill.py exercises both.
+
 
 def provider(name: str, fake: FakeOpenAI, *, key_env: str | None,
              type: str = "openai-compatible", models: tuple[str, ...] = (),
-             timeouts: dict[str, float] | None = None) -> dict[str, Any]:
+             timeouts: dict[str, float] | None = None, retry: dict[str, Any] | None = None,
+             breaker: dict[str, Any] | None = None) -> dict[str, Any]:
     """A provider entry pointing at a fake; its API key comes from the env var `key_env`."""
     entry: dict[str, Any] = {"name": name, "type": type, "baseURL": fake.base_url,
-                             "timeouts": timeouts or FAST_TIMEOUTS}
+                             "timeouts": timeouts or FAST_TIMEOUTS, "retry": retry,
+                             "circuitBreaker": breaker}
     if key_env is not None:
         entry["apiKey"] = {"env": key_env}
     if models:
@@ -50,10 +56,13 @@ def provider(name: str, fake: FakeOpenAI, *, key_env: str | None,
 
 def anthropic_provider(name: str, fake: FakeAnthropic, *, key_env: str,
                        models: tuple[str, ...] = (),
-                       timeouts: dict[str, float] | None = None) -> dict[str, Any]:
+                       timeouts: dict[str, float] | None = None,
+                       retry: dict[str, Any] | None = None,
+                       breaker: dict[str, Any] | None = None) -> dict[str, Any]:
     """An `anthropic` provider entry pointing at the fake Anthropic server."""
     entry: dict[str, Any] = {"name": name, "type": "anthropic", "baseURL": fake.base_url,
-                             "apiKey": {"env": key_env}, "timeouts": timeouts or FAST_TIMEOUTS}
+                             "apiKey": {"env": key_env}, "timeouts": timeouts or FAST_TIMEOUTS,
+                             "retry": retry, "circuitBreaker": breaker}
     if models:
         entry["models"] = list(models)
     return entry

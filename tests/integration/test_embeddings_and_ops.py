@@ -101,7 +101,8 @@ def test_metrics_count_requests_by_key_provider_and_outcome(
         gateway: GatewayProcess, openai_upstream: FakeOpenAI):
     def served() -> float:
         text = httpx.get(gateway.url + "/metrics", timeout=15).text
-        line = 'tollgate_requests_total{key="embed-tenant",outcome="ok",provider="demo"} '
+        line = ('tollgate_requests_total{customer="umbrella",key="embed-tenant",'
+                'model="mock-embed",outcome="ok",provider="demo"} ')
         for row in text.splitlines():
             if row.startswith(line):
                 return float(row.removeprefix(line))
