@@ -25,6 +25,7 @@ __all__ = [
     "Proc",
     "NoiseMeter",
     "cpu_seconds",
+    "disk_write_bytes",
     "free_port",
     "run_at_priority",
     "spawn",
@@ -278,6 +279,21 @@ def memory_kb(pid: int) -> dict[str, int]:
         except OSError:
             continue
     return totals
+
+
+def disk_write_bytes(pid: int) -> int:
+    """Bytes the process tree has sent to storage (its files' page-cache writeback), from
+    /proc/PID/io `write_bytes`; -1 when unreadable."""
+    total = 0
+    for member in _descendants(pid):
+        try:
+            with open(f"/proc/{member}/io") as handle:
+                for line in handle:
+                    if line.startswith("write_bytes:"):
+                        total += int(line.split()[1])
+        except OSError:
+            return -1
+    return total
 
 
 def cpu_seconds(pid: int) -> float:

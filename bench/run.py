@@ -45,6 +45,7 @@ from bench.procs import (
     Pinning,
     Proc,
     cpu_seconds,
+    disk_write_bytes,
     memory_kb,
     run_at_priority,
     start_fake_upstream,
@@ -85,9 +86,16 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 4)
 
 
-def _bodies(model: str) -> tuple[bytes, bytes]:
+_FILLER = ("The quick brown fox jumps over the lazy dog while the gateway counts every token "
+           "it forwards. ")
+
+
+def _bodies(model: str, prompt_chars: int = 0) -> tuple[bytes, bytes]:
+    """The chat request (plain and streamed); `prompt_chars` pads the user message with prose
+    to about that many characters (real prompts are kilobytes; the default is tiny)."""
+    filler = (_FILLER * (prompt_chars // len(_FILLER) + 1))[:prompt_chars]
     messages = [{"role": "system", "content": "You are a terse assistant."},
-                {"role": "user", "content": "Say hello in five words."}]
+                {"role": "user", "content": filler + "Say hello in five words."}]
     plain = json.dumps({"model": model, "messages": messages, "max_tokens": 16},
                        separators=(",", ":")).encode()
     stream = json.dumps({"model": model, "messages": messages, "max_tokens": 16, "stream": True,
@@ -136,7 +144,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     load_prefix = pinning.prefix(pinning.load_cpu)
     token = args.api_key or DEFAULT_TOKEN
     model = args.model or DEFAULT_MODEL
-    body, stream_body = _bodies(model)
+    body, stream_body = _bodies(model, args.prompt_chars)
     started_wall = time.time()
     started = time.monotonic()
     estimate = args.rounds * (4 * (args.duration + 0.3) + 2 * args.rate_duration
@@ -186,7 +194,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "pinning": {"gateway_cpu": pinning.gateway_cpu, "load_cpu": pinning.load_cpu},
         "settings": {k: getattr(args, k) for k in (
             "rounds", "duration", "rate", "rate_duration", "stream_requests", "connections",
-            "warmup", "first_event_gap_ms", "with_limits", "nice")},
+            "warmup", "first_event_gap_ms", "with_limits", "nice", "prompt_chars")},
         "gateway": ("peer " + args.gateway_url if args.gateway_url else
                     "tollgate (this repo)" + (", key with budget + rate limit"
                                               if args.with_limits else ", key without limits")),
@@ -236,6 +244,7 @@ def _measure(args: argparse.Namespace, runner: asyncio.Runner, workdir: Path, pi
         for name in order:
             before_fake = cpu_seconds(fake.pid)
             before_gw = cpu_seconds(gateway_pid) if gateway_pid else None
+            written = disk_write_bytes(gateway_pid) if gateway_pid else -1
             seen = upstream_requests(upstream_url)
             wall = time.monotonic()
             result = run_wrk(targets[name], script, connections=args.connections,
@@ -256,6 +265,10 @@ def _measure(args: argparse.Namespace, runner: asyncio.Runner, workdir: Path, pi
                 result["gateway_cpu_share"] = round(used / wall, 3)
                 result["gateway_cpu_ms_per_request"] = round(
                     used * 1000.0 / max(1, result["requests"]), 4)
+                after = disk_write_bytes(gateway_pid)
+                if written >= 0 and after >= 0:
+                    result["gateway_disk_kb_per_request"] = round(
+                        (after - written) / 1024 / max(1, result["requests"]), 3)
             one["throughput"][name] = result
         for name in order:
             samples = clients.first_events(
@@ -335,6 +348,9 @@ def _summarise(rounds: list[dict[str, Any]], pooled: dict[str, dict[str, list[fl
         throughput["gateway_cpu_ms_per_request"] = med(
             "throughput", "gateway", "gateway_cpu_ms_per_request")
         throughput["gateway_cpu_share"] = med("throughput", "gateway", "gateway_cpu_share")
+    if all("gateway_disk_kb_per_request" in r["throughput"]["gateway"] for r in rounds):
+        throughput["gateway_disk_kb_per_request"] = med(
+            "throughput", "gateway", "gateway_disk_kb_per_request")
     summary["throughput"] = throughput
     if memory is not None:
         summary["memory"] = {
@@ -415,6 +431,10 @@ def format_table(results: dict[str, Any]) -> str:
     if "gateway_cpu_ms_per_request" in t:
         rows.append(("gateway CPU per request (ms)", "", _fmt(t["gateway_cpu_ms_per_request"]),
                      "", f"(gateway used {t['gateway_cpu_share']:.0%} of its core)"))
+    if "gateway_disk_kb_per_request" in t:
+        rows.append(("gateway disk writes per request (KB)", "",
+                     _fmt(t["gateway_disk_kb_per_request"], 2), "",
+                     "(page-cache writeback to storage at full load)"))
     rows.append(("fake upstream CPU during gateway run", "",
                  f"{t['fake_upstream_cpu_share_during_gateway_run']:.0%}", "",
                  "(low: the fake is not the bottleneck)"))
@@ -462,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stream-requests", type=int,
                         help="sequential streamed requests per target per round "
                              "(default 200; quick 20)")
+    parser.add_argument("--prompt-chars", type=int, default=0,
+                        help="pad the prompt to about this many characters (default 0: a "
+                             "one-line prompt)")
     parser.add_argument("--connections", type=int, default=50,
                         help="wrk connections for the throughput phase (default 50)")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up load (default 3)")
@@ -506,6 +529,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("rounds", "duration", "stream_requests", "connections"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    if args.prompt_chars < 0:
+        raise SystemExit("--prompt-chars must not be negative")
     if args.warmup < 1 or args.rate <= 0 or args.rate_duration <= 0:
         raise SystemExit("--warmup, --rate and --rate-duration must be positive")
     return args

@@ -108,6 +108,9 @@ KINDS: tuple[CustomResource, ...] = (
             _column("Reason", f"{_READY}.reason", priority=1),
             _column("Key ID", ".status.keyId", priority=1),
             _column("Revision", ".status.configRevision", priority=1),
+            _column("In Force", '.status.conditions[?(@.type=="ConfigInForce")].status',
+                    priority=1, description="Every gateway replica serves this key's current "
+                    "configuration"),
             _AGE,
         ),
     ),

@@ -31,9 +31,12 @@ from pydantic_core import CoreSchema
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_ACCESS_KEY_ID_KEY",
     "GROUP",
     "VERSION",
     "AWSBedrockSettings",
+    "AnthropicSettings",
+    "AzureAuthentication",
     "AzureDeployment",
     "AzureOpenAISettings",
     "Budget",
@@ -56,6 +59,7 @@ __all__ = [
     "Rule",
     "SecretKeyRef",
     "Spend",
+    "VertexPublisher",
     "VirtualKeySpec",
     "VirtualKeyStatus",
 ]
@@ -172,6 +176,20 @@ class ProviderType(StrEnum):
     GCP_VERTEX_AI = "GCPVertexAI"
     AZURE_OPENAI = "AzureOpenAI"
     OPENAI_COMPATIBLE = "OpenAICompatible"
+
+
+class VertexPublisher(StrEnum):
+    """Whose models a Vertex AI credential calls, and so which API it speaks."""
+
+    GOOGLE = "Google"
+    ANTHROPIC = "Anthropic"
+
+
+class AzureAuthentication(StrEnum):
+    """What the Secret entry of an Azure OpenAI credential holds."""
+
+    API_KEY = "APIKey"
+    ENTRA_ID_TOKEN = "EntraIDToken"
 
 
 class BudgetPeriod(StrEnum):
@@ -528,11 +546,14 @@ class Spend(_Model):
 
 
 class KeyUsage(_Model):
-    """Request counters of the current budget period, as published by the gateway."""
+    """Request counters of the current budget period, as published by the gateway. Each
+    gateway replica counts what it serves itself; the publishing replica adds its own counts
+    to what it found when it took over, so with several replicas these are a lower bound."""
 
     requests: int | None = Field(
         default=None, ge=0,
-        description="requests is the number of requests served in this period.",
+        description="requests is the number of requests served in this period (as counted by "
+        "the publishing gateway replicas).",
     )
     rejected_requests: int | None = Field(
         default=None, ge=0,
@@ -540,7 +561,8 @@ class KeyUsage(_Model):
     )
     last_used_at: datetime | None = Field(
         default=None,
-        description="lastUsedAt is when this key last made a request.",
+        description="lastUsedAt is when this key last made a request, to within the status "
+        "publishing interval.",
     )
 
 
@@ -551,7 +573,7 @@ class Condition(_Model):
         min_length=1, max_length=316, pattern=CONDITION_TYPE,
         description=(
             "type of the condition in CamelCase: Ready, BudgetExceeded, RateLimited, Degraded, "
-            "SpendAnomaly."
+            "SpendAnomaly, ConfigInForce."
         ),
     )
     status: ConditionStatus = Field(description="status is True, False or Unknown.")
@@ -614,8 +636,10 @@ class VirtualKeyStatus(_Model):
     served_config_revision: str | None = Field(
         default=None, max_length=128,
         description=(
-            "servedConfigRevision is the oldest configuration revision still served by a "
-            "gateway replica; when it equals configRevision the change is in force everywhere."
+            "servedConfigRevision is the configuration revision of this key that every live "
+            "gateway replica serves; when it equals configRevision the change is in force "
+            "everywhere (the ConfigInForce condition says the same), otherwise it names the "
+            "revision a lagging replica still serves."
         ),
     )
     spend: Spend | None = Field(default=None, description="spend in the current budget period.")
@@ -636,17 +660,49 @@ class OpenAISettings(_Model):
     )
 
 
+class AnthropicSettings(_Model):
+    """Settings only Anthropic's Messages API understands."""
+
+    anthropic_version: str | None = Field(
+        default=None, min_length=10, max_length=10, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        description=(
+            "anthropicVersion is sent as the `anthropic-version` header, e.g. \"2023-06-01\". "
+            "Unset: the gateway's default (2023-06-01)."
+        ),
+    )
+
+
+DEFAULT_ACCESS_KEY_ID_KEY = "accessKeyId"
+"""The Secret entry holding an AWS access key id when `awsBedrock.accessKeyIdKey` is unset."""
+
+
 class AWSBedrockSettings(_Model):
-    """Where to reach Amazon Bedrock."""
+    """Where to reach Amazon Bedrock, and which entries of `secretRef`'s Secret hold static
+    AWS credentials."""
 
     region: str = Field(
         min_length=1, max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$",
         description="region is the AWS region, e.g. \"us-east-1\".",
     )
+    access_key_id_key: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=SECRET_KEY,
+        description=(
+            "accessKeyIdKey is the entry of the `secretRef` Secret that holds the AWS access key "
+            "id (the secret access key is the entry `secretRef.key` names). Only with "
+            f"`secretRef`. Unset: \"{DEFAULT_ACCESS_KEY_ID_KEY}\"."
+        ),
+    )
+    session_token_key: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=SECRET_KEY,
+        description=(
+            "sessionTokenKey is the entry of the `secretRef` Secret that holds an AWS session "
+            "token, for temporary credentials. Only with `secretRef`. Unset: no session token."
+        ),
+    )
 
 
 class GCPVertexAISettings(_Model):
-    """Where to reach Vertex AI."""
+    """Where to reach Vertex AI, and whose models to call."""
 
     project: str = Field(
         min_length=6, max_length=30, pattern=r"^[a-z][-a-z0-9]*[a-z0-9]$",
@@ -655,6 +711,15 @@ class GCPVertexAISettings(_Model):
     region: str = Field(
         min_length=1, max_length=32, pattern=r"^[a-z]+(-[a-z]+)*[0-9]*$",
         description="region is the Vertex AI location, e.g. \"europe-west4\" or \"global\".",
+    )
+    publisher: VertexPublisher = Field(
+        default=VertexPublisher.GOOGLE,
+        description=(
+            "publisher picks the models this credential calls: Google (Gemini and Google's "
+            "embedding models, through generateContent) or Anthropic (Claude on Vertex AI, "
+            "through rawPredict). Declare two ProviderCredentials to serve both from one "
+            "project. Default: Google."
+        ),
     )
 
 
@@ -671,7 +736,7 @@ class AzureDeployment(_Model):
 
 
 class AzureOpenAISettings(_Model):
-    """Azure OpenAI's API version and deployments."""
+    """Azure OpenAI's API version, deployments and kind of credential."""
 
     api_version: str = Field(
         min_length=10, max_length=32, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$",
@@ -680,6 +745,15 @@ class AzureOpenAISettings(_Model):
     deployments: Annotated[tuple[AzureDeployment, ...], ListType("map", ("model",))] = Field(
         min_length=1, max_length=256,
         description="deployments maps each model name to its Azure deployment.",
+    )
+    authentication: AzureAuthentication = Field(
+        default=AzureAuthentication.API_KEY,
+        description=(
+            "authentication says what the `secretRef` entry holds: APIKey (sent as the "
+            "`api-key` header) or EntraIDToken (a Microsoft Entra ID access token, sent as "
+            "`Authorization: Bearer`; whatever writes the Secret must renew it before it "
+            "expires). Default: APIKey."
+        ),
     )
 
 
@@ -722,8 +796,30 @@ def _member_rule(field: str, attribute: str, member: ProviderType, required: boo
     )
 
 
+_ACCESS_KEY_ID_KEY_CEL = (
+    "(has(self.awsBedrock.accessKeyIdKey) ? self.awsBedrock.accessKeyIdKey : "
+    f"'{DEFAULT_ACCESS_KEY_ID_KEY}')"
+)
+_BEDROCK_KEYS_DISTINCT = (
+    f"self.secretRef.key != {_ACCESS_KEY_ID_KEY_CEL} && "
+    "(has(self.awsBedrock.sessionTokenKey) ? !(self.awsBedrock.sessionTokenKey in "
+    f"[self.secretRef.key, {_ACCESS_KEY_ID_KEY_CEL}]) : true)"
+)
+
+
+def _bedrock_keys_distinct(spec: ProviderCredentialSpec) -> bool:
+    """The Python twin of `_BEDROCK_KEYS_DISTINCT` (true when it does not apply)."""
+    if spec.aws_bedrock is None or spec.secret_ref is None:
+        return True
+    entries = [spec.secret_ref.key,
+               spec.aws_bedrock.access_key_id_key or DEFAULT_ACCESS_KEY_ID_KEY]
+    if spec.aws_bedrock.session_token_key is not None:
+        entries.append(spec.aws_bedrock.session_token_key)
+    return len(set(entries)) == len(entries)
+
+
 class ProviderCredentialSpec(_Model):
-    """How to reach one upstream provider account, and where its API key is kept."""
+    """How to reach one upstream provider account, and where its credentials are kept."""
 
     __rules__ = (
         Rule(
@@ -746,6 +842,31 @@ class ProviderCredentialSpec(_Model):
         _member_rule("awsBedrock", "aws_bedrock", ProviderType.AWS_BEDROCK, required=True),
         _member_rule("gcpVertexAI", "gcp_vertex_ai", ProviderType.GCP_VERTEX_AI, required=True),
         _member_rule("azureOpenAI", "azure_openai", ProviderType.AZURE_OPENAI, required=True),
+        _member_rule("anthropic", "anthropic", ProviderType.ANTHROPIC, required=False),
+        Rule(
+            # Conditionals rather than `||`, as in VirtualKeySpec (cel-python evaluates both
+            # sides of `||`).
+            cel="has(self.awsBedrock) && !has(self.secretRef) ? "
+            "!has(self.awsBedrock.accessKeyIdKey) && !has(self.awsBedrock.sessionTokenKey) : true",
+            message="`awsBedrock.accessKeyIdKey` and `awsBedrock.sessionTokenKey` name entries "
+            "of the `secretRef` Secret: they may only be set together with `secretRef`",
+            check=lambda s: (
+                s.aws_bedrock is None
+                or s.secret_ref is not None
+                or (s.aws_bedrock.access_key_id_key is None
+                    and s.aws_bedrock.session_token_key is None)
+            ),
+            field_path=".awsBedrock",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            cel=f"has(self.awsBedrock) && has(self.secretRef) ? {_BEDROCK_KEYS_DISTINCT} : true",
+            message="`secretRef.key`, `awsBedrock.accessKeyIdKey` (default "
+            f"'{DEFAULT_ACCESS_KEY_ID_KEY}') and `awsBedrock.sessionTokenKey` must name "
+            "different entries of the Secret",
+            check=lambda s: _bedrock_keys_distinct(s),
+            field_path=".awsBedrock",
+        ),
     )
 
     type: ProviderType = Field(
@@ -753,16 +874,23 @@ class ProviderCredentialSpec(_Model):
             "type is the kind of API this credential reaches: OpenAI, Anthropic, AWSBedrock, "
             "GCPVertexAI, AzureOpenAI or OpenAICompatible (any server speaking OpenAI's chat "
             "completions API: vLLM, Ollama, Groq ...). The member named after the type "
-            "(`awsBedrock`, `gcpVertexAI`, `azureOpenAI`) carries its settings."
+            "(`openAI`, `anthropic`, `awsBedrock`, `gcpVertexAI`, `azureOpenAI`) carries its "
+            "settings."
         ),
     )
     secret_ref: SecretKeyRef | None = Field(
         default=None,
         description=(
-            "secretRef points at the Secret entry holding the API key, e.g. {name: "
-            "openai-api-key, key: apiKey}. Required for OpenAI, Anthropic and AzureOpenAI; "
-            "optional where the platform supplies credentials (AWSBedrock, GCPVertexAI) or the "
-            "server needs none (OpenAICompatible). The key never leaves Secrets."
+            "secretRef points at the Secret entry holding the credential, e.g. {name: "
+            "openai-api-key, key: apiKey}: the API key (OpenAI, Anthropic, OpenAICompatible), "
+            "the API key or Entra ID token (AzureOpenAI, see `azureOpenAI.authentication`), "
+            "the secret access key (AWSBedrock; the access key id and an optional session "
+            "token are other entries of the same Secret, see `awsBedrock`) or a "
+            "service-account JSON key (GCPVertexAI). Required for OpenAI, Anthropic and "
+            "AzureOpenAI. Unset for AWSBedrock: the default AWS credential chain of the "
+            "gateway's pods (IRSA, EKS Pod Identity, instance role); for GCPVertexAI: their "
+            "Application Default Credentials (GKE Workload Identity); for OpenAICompatible: "
+            "no key. The values never leave Secrets."
         ),
     )
     base_url: Annotated[
@@ -779,7 +907,9 @@ class ProviderCredentialSpec(_Model):
         description=(
             "baseURL overrides the provider's API endpoint, e.g. \"http://vllm.ml:8000/v1\". "
             "Required for OpenAICompatible and AzureOpenAI (\"https://NAME.openai.azure.com\"). "
-            "Unset: the provider's public endpoint."
+            "For Anthropic and GCPVertexAI it is the API root without `/v1`; for AWSBedrock "
+            "the runtime endpoint (e.g. a VPC endpoint). Unset: the provider's public "
+            "endpoint."
         ),
     )
     models: Annotated[tuple[ModelName, ...] | None, ListType("set")] = Field(
@@ -788,7 +918,8 @@ class ProviderCredentialSpec(_Model):
         max_length=1024,
         description=(
             "models lists the model names this provider serves; requests for other models are "
-            "not routed here. Unset: the models of the built-in price catalog for this type."
+            "not routed here. Unset: the models of the built-in price catalog for this type "
+            "(for AzureOpenAI: the models of `azureOpenAI.deployments`)."
         ),
     )
     timeouts: ProviderTimeouts | None = Field(
@@ -798,6 +929,10 @@ class ProviderCredentialSpec(_Model):
     openai: OpenAISettings | None = Field(
         default=None, alias="openAI",
         description="openAI holds settings for type OpenAI.",
+    )
+    anthropic: AnthropicSettings | None = Field(
+        default=None,
+        description="anthropic holds settings for type Anthropic.",
     )
     aws_bedrock: AWSBedrockSettings | None = Field(
         default=None, alias="awsBedrock",

@@ -3,7 +3,9 @@
 Pure functions: the kopf handlers and `tollgate render` call the same `render()` with bodies
 as the API returns them. The output holds no secret material: a provider's API key becomes
 `apiKey: {file: <CREDENTIALS_MOUNT_PATH>/<provider>.apiKey}`, a file of the credentials Secret
-rendered alongside; a virtual key's token becomes its `tokenSHA256`.
+rendered alongside, and likewise every other credential (`<provider>.accessKeyId`,
+`.secretAccessKey`, `.sessionToken` for Bedrock, `.serviceAccount` for Vertex AI, `.entraToken`
+for Azure OpenAI); a virtual key's token becomes its `tokenSHA256`.
 
 Names are namespaced (`<namespace>.<name>`, hashed down to 63 characters when longer) so two
 namespaces never collide. A VirtualKey always gets an explicit `allowedProviders`: left empty,
@@ -40,8 +42,11 @@ from tollgate.operator.keys import (
     token_sha256,
 )
 from tollgate.operator.models import (
+    DEFAULT_ACCESS_KEY_ID_KEY,
+    AzureAuthentication,
     ProviderCredentialSpec,
     ProviderType,
+    SecretKeyRef,
     VirtualKeySpec,
 )
 from tollgate.operator.options import CREDENTIALS_MOUNT_PATH
@@ -141,7 +146,8 @@ class Rendered:
     config: dict[str, Any]
     """The GatewayConfig document (validated with the gateway's model)."""
     credentials: dict[str, str]
-    """`data` of the credentials Secret: base64 values under `<provider>.apiKey`."""
+    """`data` of the credentials Secret: base64 values under `<provider>.<field>`, where field
+    is the provider entry's credential field (`apiKey`, `accessKeyId`, `serviceAccount` ...)."""
     reports: dict[ObjectRef, Report]
 
     @property
@@ -199,33 +205,148 @@ def _common(spec: ProviderCredentialSpec) -> dict[str, Any]:
     return out
 
 
-def _openai(spec: ProviderCredentialSpec, name: str, api_key: dict[str, str] | None
-            ) -> dict[str, Any]:
+CredentialFiles = dict[str, dict[str, str]]
+"""A provider entry's credential fields (`apiKey`, `accessKeyId` ...) → `{file: <path>}`."""
+
+
+def _openai(spec: ProviderCredentialSpec, name: str, files: CredentialFiles) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "type": "openai"}
     if spec.base_url is not None:
         entry["baseURL"] = spec.base_url
-    if api_key is not None:
-        entry["apiKey"] = api_key
+    entry.update(files)
     if spec.openai is not None and spec.openai.organization is not None:
         entry["organization"] = spec.openai.organization
     return {**entry, **_common(spec)}
 
 
-def _openai_compatible(spec: ProviderCredentialSpec, name: str, api_key: dict[str, str] | None
+def _openai_compatible(spec: ProviderCredentialSpec, name: str, files: CredentialFiles
                        ) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "type": "openai-compatible", "baseURL": spec.base_url}
-    if api_key is not None:
-        entry["apiKey"] = api_key
+    entry.update(files)
     return {**entry, **_common(spec)}
 
 
-_ProviderRenderer = Callable[[ProviderCredentialSpec, str, dict[str, str] | None], dict[str, Any]]
+def _anthropic(spec: ProviderCredentialSpec, name: str, files: CredentialFiles
+               ) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "type": "anthropic"}
+    if spec.base_url is not None:
+        entry["baseURL"] = spec.base_url
+    entry.update(files)
+    if spec.anthropic is not None and spec.anthropic.anthropic_version is not None:
+        entry["anthropicVersion"] = spec.anthropic.anthropic_version
+    return {**entry, **_common(spec)}
+
+
+def _bedrock(spec: ProviderCredentialSpec, name: str, files: CredentialFiles) -> dict[str, Any]:
+    assert spec.aws_bedrock is not None  # the member rule
+    entry: dict[str, Any] = {"name": name, "type": "bedrock", "region": spec.aws_bedrock.region}
+    if spec.base_url is not None:
+        entry["baseURL"] = spec.base_url
+    # No files: the gateway pods' default AWS credential chain (IRSA, Pod Identity ...).
+    entry.update(files)
+    return {**entry, **_common(spec)}
+
+
+def _vertex(spec: ProviderCredentialSpec, name: str, files: CredentialFiles) -> dict[str, Any]:
+    vertex = spec.gcp_vertex_ai
+    assert vertex is not None  # the member rule
+    entry: dict[str, Any] = {"name": name, "type": "vertex", "project": vertex.project,
+                             "region": vertex.region, "publisher": _LOWER(vertex.publisher)}
+    if spec.base_url is not None:
+        entry["baseURL"] = spec.base_url
+    # No file: the gateway pods' Application Default Credentials (Workload Identity ...).
+    entry.update(files)
+    return {**entry, **_common(spec)}
+
+
+def _azure_openai(spec: ProviderCredentialSpec, name: str, files: CredentialFiles
+                  ) -> dict[str, Any]:
+    azure = spec.azure_openai
+    assert azure is not None  # the member rule
+    entry: dict[str, Any] = {
+        "name": name,
+        "type": "azure-openai",
+        "baseURL": spec.base_url,
+        "apiVersion": azure.api_version,
+        # A map keyed by model (the CRD's list-map): canonical order.
+        "deployments": [{"model": d.model, "deployment": d.deployment}
+                        for d in sorted(azure.deployments, key=lambda d: d.model)],
+    }
+    entry.update(files)
+    return {**entry, **_common(spec)}
+
+
+_ProviderRenderer = Callable[[ProviderCredentialSpec, str, CredentialFiles], dict[str, Any]]
 
 PROVIDERS: dict[ProviderType, _ProviderRenderer] = {
     ProviderType.OPENAI: _openai,
+    ProviderType.ANTHROPIC: _anthropic,
+    ProviderType.AWS_BEDROCK: _bedrock,
+    ProviderType.GCP_VERTEX_AI: _vertex,
+    ProviderType.AZURE_OPENAI: _azure_openai,
     ProviderType.OPENAI_COMPATIBLE: _openai_compatible,
 }
-"""The provider types the gateway serves today; the rest are reported ProviderNotSupported."""
+"""The provider types the gateway serves; any other is reported ProviderNotSupported."""
+
+
+@dataclass(frozen=True)
+class _SecretFile:
+    """One credential file of a provider entry: the gateway field it fills and the Secret entry
+    the operator copies into the credentials Secret for it."""
+
+    gateway_field: str
+    ref: SecretKeyRef
+    key_field: str | None = None
+    """The spec field naming the entry, when it is not `spec.secretRef.key`."""
+
+
+def _secret_files(spec: ProviderCredentialSpec) -> list[_SecretFile]:
+    """Which Secret entries become which credential files of the provider entry.
+
+    One entry (`secretRef`) for every type but AWSBedrock, whose `secretRef` Secret holds the
+    secret access key under `secretRef.key`, the access key id under `accessKeyIdKey` and, for
+    temporary credentials, a session token under `sessionTokenKey`. No `secretRef`: no files.
+    """
+    ref = spec.secret_ref
+    if ref is None:
+        return []
+    if spec.type is ProviderType.AWS_BEDROCK and spec.aws_bedrock is not None:
+        bedrock = spec.aws_bedrock
+        access_key_id = bedrock.access_key_id_key or DEFAULT_ACCESS_KEY_ID_KEY
+        files = [
+            _SecretFile("accessKeyId", ref.model_copy(update={"key": access_key_id}),
+                        "spec.awsBedrock.accessKeyIdKey"),
+            _SecretFile("secretAccessKey", ref),
+        ]
+        if bedrock.session_token_key is not None:
+            files.append(_SecretFile("sessionToken",
+                                     ref.model_copy(update={"key": bedrock.session_token_key}),
+                                     "spec.awsBedrock.sessionTokenKey"))
+        return files
+    if spec.type is ProviderType.GCP_VERTEX_AI:
+        return [_SecretFile("serviceAccount", ref)]
+    if (spec.type is ProviderType.AZURE_OPENAI and spec.azure_openai is not None
+            and spec.azure_openai.authentication is AzureAuthentication.ENTRA_ID_TOKEN):
+        return [_SecretFile("entraToken", ref)]
+    return [_SecretFile("apiKey", ref)]
+
+
+def _service_account_problem(obj: ObjectRef, file: _SecretFile, value: bytes
+                             ) -> Problem | None:
+    """The Secret entry must be a service-account JSON key: the gateway cannot mint tokens
+    from anything else (and the message must never quote the value)."""
+    try:
+        info = json.loads(value)
+    except ValueError:
+        info = None
+    if isinstance(info, dict) and all(isinstance(info.get(k), str) and info[k]
+                                      for k in ("client_email", "private_key")):
+        return None
+    error = invalid(file.key_field or "spec.secretRef.key", file.ref.key,
+                    f"Secret {file.ref.name!r} holds no service-account JSON key under it (a "
+                    "JSON object with `client_email` and `private_key`, as `gcloud iam "
+                    "service-accounts keys create` writes)")
+    return Problem(obj, error, Reason.INVALID_SECRET)
 
 
 @dataclass
@@ -236,8 +357,32 @@ class _Credentials:
     reports: dict[ObjectRef, Report] = field(default_factory=dict)
 
 
-def _credential_key(provider: str) -> str:
-    return f"{provider}.apiKey"
+def _credential_key(provider: str, gateway_field: str = "apiKey") -> str:
+    return f"{provider}.{gateway_field}"
+
+
+def _credential_files(obj: ObjectRef, spec: ProviderCredentialSpec, name: str,
+                      secrets: SecretIndex, options: RenderOptions, out: _Credentials,
+                      problems: list[Problem]) -> CredentialFiles:
+    """The file references of one provider entry; copies the values into `out.data`.
+
+    A reference is rendered even when its value can't be read: the gateway treats a provider
+    whose credential file is missing as unavailable and fails over, so keys naming it keep
+    working meanwhile, and it never falls back to the pods' own identity (which may reach more
+    than this credential was meant to).
+    """
+    files: CredentialFiles = {}
+    for file in _secret_files(spec):
+        key = _credential_key(name, file.gateway_field)
+        files[file.gateway_field] = {"file": f"{options.credentials_dir.rstrip('/')}/{key}"}
+        value, problem = secret_value(obj, "spec.secretRef", file.ref, secrets, file.key_field)
+        if value is not None:
+            out.data[key] = base64.b64encode(value).decode()
+            if file.gateway_field == "serviceAccount":
+                problem = _service_account_problem(obj, file, value)
+        if problem is not None and problem not in problems:  # one missing Secret, once
+            problems.append(problem)
+    return files
 
 
 def lease_seconds(options: RenderOptions) -> float | None:
@@ -306,18 +451,8 @@ def _render_credentials(bodies: Iterable[Mapping[str, Any]], secrets: SecretInde
                                     Reason.LIMIT_EXCEEDED))
             not_served = "the gateway's provider limit is reached"
         if spec is not None and not_served is None:
-            api_key: dict[str, str] | None = None
-            if spec.secret_ref is not None:
-                key = _credential_key(name)
-                api_key = {"file": f"{options.credentials_dir.rstrip('/')}/{key}"}
-                value, problem = secret_value(obj, "spec.secretRef", spec.secret_ref, secrets)
-                if value is not None:
-                    out.data[key] = base64.b64encode(value).decode()
-                if problem is not None:
-                    # Still rendered: the gateway treats a provider whose key file is missing as
-                    # unavailable and fails over, so keys naming it keep working meanwhile.
-                    problems.append(problem)
-            out.entries[name] = PROVIDERS[spec.type](spec, name, api_key)
+            files = _credential_files(obj, spec, name, secrets, options, out, problems)
+            out.entries[name] = PROVIDERS[spec.type](spec, name, files)
             used.add(name)
         out.infos.append(CredentialInfo(obj, spec, name, not_served))
         out.reports[obj] = Report(obj, None if not_served else name, tuple(problems))
@@ -374,6 +509,16 @@ def _budget(obj: ObjectRef, spec: VirtualKeySpec) -> tuple[dict[str, Any] | None
     }, None
 
 
+def _served_models(spec: ProviderCredentialSpec) -> tuple[str, tuple[str, ...]] | None:
+    """The field declaring the models a credential serves, and those models; None when the
+    price catalog decides (the gateway's, not known here)."""
+    if spec.models is not None:
+        return "models", spec.models
+    if spec.azure_openai is not None:
+        return "azureOpenAI.deployments", tuple(d.model for d in spec.azure_openai.deployments)
+    return None
+
+
 def _render_key(obj: ObjectRef, spec: VirtualKeySpec, key_id: str, token: _Token,
                 credentials: CredentialIndex, problems: list[Problem]) -> dict[str, Any] | None:
     """The virtualKeys entry, or None when it can't be served without widening it."""
@@ -414,9 +559,10 @@ def _render_key(obj: ObjectRef, spec: VirtualKeySpec, key_id: str, token: _Token
             problems.append(Problem(obj, forbidden(f"{where}.provider", "must be listed in "
                                                    "`allowedProviders`"), Reason.INVALID_SPEC))
             continue
-        if info.spec.models is not None and step.model not in info.spec.models:
+        served = _served_models(info.spec)
+        if served is not None and step.model not in served[1]:
             problems.append(Problem(obj, not_found(f"{where}.model", step.model,
-                                                   f"not in the `models` of {info.ref}"),
+                                                   f"not in the `{served[0]}` of {info.ref}"),
                                     Reason.MODEL_NOT_SERVED))
         fallbacks.append({"provider": info.gateway_name, "model": step.model})
 
@@ -584,10 +730,10 @@ def render_credentials(
     secrets: Iterable[Mapping[str, Any]],
     options: RenderOptions | None = None,
 ) -> dict[str, str]:
-    """Only the credentials Secret's `data` (base64), keyed `<provider>.apiKey`, which the
-    gateway mounts as files under `options.credentials_dir` — for a handler reacting to a
-    Secret change alone. `render().credentials` is authoritative: it also leaves out a
-    credential the gateway's own validation rejected."""
+    """Only the credentials Secret's `data` (base64), keyed `<provider>.<field>` (`.apiKey`,
+    `.accessKeyId` ...), which the gateway mounts as files under `options.credentials_dir` —
+    for a handler reacting to a Secret change alone. `render().credentials` is authoritative:
+    it also leaves out a credential the gateway's own validation rejected."""
     options = options or RenderOptions()
     creds = _render_credentials(provider_credentials,
                                 SecretIndex(secrets, options.secrets_complete), options)

@@ -158,6 +158,7 @@ class Reason(StrEnum):
     PROVIDER_NOT_SUPPORTED = "ProviderNotSupported"
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
+    INVALID_SECRET = "InvalidSecret"
     TOKEN_PENDING = "TokenPending"
     INVALID_TOKEN = "InvalidToken"
     DUPLICATE_TOKEN = "DuplicateToken"
@@ -172,6 +173,7 @@ _RETRYABLE = {
     Reason.PROVIDER_CREDENTIAL_NOT_READY,
     Reason.SECRET_NOT_FOUND,
     Reason.SECRET_KEY_NOT_FOUND,
+    Reason.INVALID_SECRET,
     Reason.TOKEN_PENDING,
     Reason.NO_PROVIDERS,
 }
@@ -480,12 +482,15 @@ class SecretIndex:
 
 
 def secret_value(
-    obj: ObjectRef, field: str, ref: SecretKeyRef, secrets: SecretIndex
+    obj: ObjectRef, field: str, ref: SecretKeyRef, secrets: SecretIndex,
+    key_field: str | None = None,
 ) -> tuple[bytes | None, Problem | None]:
     """The bytes of `ref` in `obj`'s namespace, or the problem that stops us reading them.
 
     With an incomplete index (offline: Secrets usually live outside git), a missing Secret is a
-    Warning; a Secret that is present but lacks the key is an Error either way.
+    Warning; a Secret that is present but lacks the key is an Error either way. A missing key is
+    reported on `key_field` when given (the field that names the entry, when it is not
+    `<field>.key`), else on `<field>.key`.
     """
     data = secrets.get(obj.namespace, ref.name)
     if data is None:
@@ -495,7 +500,7 @@ def secret_value(
         return None, Problem(obj, error, Reason.SECRET_NOT_FOUND, severity)
     if not data.get(ref.key, b"").strip():
         what = "has no such key" if ref.key not in data else "holds an empty value under it"
-        error = not_found(f"{field}.key", ref.key, f"Secret {ref.name!r} {what}")
+        error = not_found(key_field or f"{field}.key", ref.key, f"Secret {ref.name!r} {what}")
         return None, Problem(obj, error, Reason.SECRET_KEY_NOT_FOUND)
     return data[ref.key], None
 

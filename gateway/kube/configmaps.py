@@ -29,6 +29,7 @@ import logging
 import os
 import random
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -51,6 +52,7 @@ CONFIG_LABEL = "tollgate.dev/config"
 _PART = re.compile(r"^part-(\d{4})-of-(\d{4})\.json$")
 _WATCH_SECONDS = 240
 _MAX_BACKOFF = 5.0
+_INCOMPLETE_WARN_SECONDS = 30.0
 
 
 class Incomplete(Exception):
@@ -174,7 +176,9 @@ class ConfigMapSource(Generic[T]):
         self._parsed: dict[str, tuple[str | None, list[_Part] | ConfigError]] = {}
         self._resource_version = ""
         self._rejected: str | None = None
-        self._incomplete_logged: str | None = None
+        self._incomplete: str | None = None
+        self._incomplete_since: float | None = None
+        self._incomplete_warned = False
         self._credentials: tuple[str | None, tuple[Any, ...]] = (None, ())
         self._fallback_seen: tuple[Any, ...] = _tree(fallback_path)
 
@@ -236,16 +240,17 @@ class ConfigMapSource(Generic[T]):
                 return False  # served already: no need to merge and validate again
             config, revision = assemble(parts)
         except Incomplete as exc:
-            message = str(exc)
-            if message != self._incomplete_logged:
-                log.info("config parts are mid-update; keeping revision %s (%s)",
-                         self._current_revision(), message)
-                self._incomplete_logged = message
+            if self._incomplete_since is None:
+                self._incomplete_since = time.monotonic()
+            log.debug("config parts are mid-update; keeping revision %s (%s)",
+                      self._current_revision(), exc)
+            self._incomplete = str(exc)
             return False
         except ConfigError as exc:
             self._reject(str(exc))
             return False
-        self._incomplete_logged = None
+        self._incomplete_since = self._incomplete = None
+        self._incomplete_warned = False
         if revision == self._current_revision():
             self._rejected = None
             return False
@@ -327,6 +332,13 @@ class ConfigMapSource(Generic[T]):
                 self._credentials = (revision, files)
             elif files != self._credentials[1]:
                 self._swap(config, revision, "credentials")
+        if self._incomplete_since is not None and not self._incomplete_warned and \
+                time.monotonic() - self._incomplete_since > _INCOMPLETE_WARN_SECONDS:
+            # An update that never completes (the operator died mid-write?) is worth a word.
+            log.warning("the config ConfigMaps have not held one whole set of parts for %.0f s;"
+                        " still serving revision %s (%s)", _INCOMPLETE_WARN_SECONDS,
+                        self._current_revision(), self._incomplete)
+            self._incomplete_warned = True
         if self.healthy:
             return
         seen = _tree(self._fallback_path)

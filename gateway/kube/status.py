@@ -65,7 +65,7 @@ from tollgate.gateway.kube.lease import LeaderElector
 from tollgate.gateway.kube.revisions import RevisionLog
 from tollgate.gateway.kube.roster import Replica, Roster
 from tollgate.gateway.pipeline.govern import checks_for
-from tollgate.gateway.runtime import KeyPolicy, Snapshot
+from tollgate.gateway.runtime import Snapshot
 from tollgate.gateway.store.base import (
     BudgetCheck,
     BudgetFigures,
@@ -80,6 +80,7 @@ __all__ = ["StatusPublisher"]
 log = logging.getLogger("tollgate.status")
 
 _STORE_BATCH = 256
+_YIELD_EVERY = 256
 _MAX_BACKOFF_SECONDS = 300.0
 
 
@@ -120,6 +121,12 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[tuple[Any, ...]]:
         yield tuple(items[start:start + size])
 
 
+def _own_period(key_id: str, budgets: Iterable[BudgetCheck]) -> str:
+    """The key's own budget period ("total" without a budget): what its counts cover."""
+    own = next((b for b in budgets if b.scope == key_scope(key_id)), None)
+    return own.period_id if own is not None else "total"
+
+
 def _parse_time(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
@@ -150,17 +157,21 @@ class StatusPublisher:
         self._published: dict[str, _Desired] = {}
         self._store_view: dict[str, tuple[list[tuple[BudgetCheck, BudgetFigures]],
                                           list[RateFigures]]] = {}
+        self._checks: dict[str, tuple[tuple[BudgetCheck, ...], tuple[RateCheck, ...]]] = {}
         self._term = 0
         self._leading = False
         self.rounds = 0
 
     # -- what this replica saw ---------------------------------------------------------------
 
-    def sample(self, now: datetime) -> None:
+    async def sample(self, now: datetime) -> None:
         """Read the request counters; note activity and failures per key (every round,
-        leader or not, so a new leader knows when its own keys were last used)."""
+        leader or not, so a new leader knows when its own keys were last used). The counters
+        are read in a thread: with thousands of keys that takes a while, and the event loop
+        serves requests meanwhile."""
         stamp = now.timestamp()
-        for key_id, totals in read_totals().items():
+        totals_by_key = await asyncio.to_thread(read_totals)
+        for key_id, totals in totals_by_key.items():
             seen = self._activity.setdefault(key_id, _Activity())
             before = seen.totals
             if (totals.requests, totals.rejected) != (before.requests, before.rejected):
@@ -175,6 +186,35 @@ class StatusPublisher:
             while seen.recent and seen.recent[0][0] < horizon:
                 seen.recent.popleft()
 
+    async def track_periods(self, now: datetime) -> None:
+        """Work out every key's budgets and rate limits for this round, and keep its count
+        period current (every round, leader or not: a new budget period starts this replica's
+        counts from zero)."""
+        snapshot = self.holder.current
+        if snapshot is None:
+            return
+        policies = {p.id: p for p in snapshot.keys_by_hash.values()}
+        for gone in set(self._counts) - set(policies):
+            del self._counts[gone]
+        checks: dict[str, tuple[tuple[BudgetCheck, ...], tuple[RateCheck, ...]]] = {}
+        for index, (key_id, policy) in enumerate(policies.items()):
+            checks[key_id] = checks_for(policy, now)
+            self._count_for(key_id, _own_period(key_id, checks[key_id][0]))
+            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # thousands of keys: let requests through
+        self._checks = checks
+
+    def _count_for(self, key_id: str, period: str) -> _Count:
+        count = self._counts.get(key_id)
+        if count is None:
+            # Tracked from this process's first round: all it served so far is this period's.
+            count = self._counts[key_id] = _Count(period, (0, 0))
+        elif count.period != period:
+            totals = (self._activity.get(key_id) or _Activity()).totals
+            count.period, count.start = period, (totals.requests, totals.rejected)
+            count.base, count.published_mine = (0, 0), (0, 0)
+        return count
+
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -185,7 +225,8 @@ class StatusPublisher:
             delay = self.interval
             now = datetime.now(UTC)
             try:
-                self.sample(now)
+                await self.sample(now)
+                await self.track_periods(now)
             except Exception:  # counters are a convenience; never let them stop publishing
                 log.exception("could not read the request counters")
             if not self.elector.leader:
@@ -224,13 +265,18 @@ class StatusPublisher:
         targets = [(key_id, policy, ref) for key_id, policy in sorted(policies.items())
                    if (ref := split_key_id(key_id)) is not None]
         live = {key_id for key_id, _, _ in targets}
-        for cache in (self._published, self._counts, self._store_view):
+        for cache in (self._published, self._store_view):
             for gone in set(cache) - live:
                 del cache[gone]
-        await self._read_store(snapshot, targets, now)
+        checks = {key_id: self._checks.get(key_id) or checks_for(policy, now)
+                  for key_id, policy, _ in targets}
+        await self._read_store(snapshot, checks, now)
         replicas = await self._replicas()
-        desired = {key_id: self._desire(key_id, policy, now, replicas)
-                   for key_id, policy, _ in targets}
+        desired: dict[str, _Desired] = {}
+        for index, (key_id, _, _) in enumerate(targets):
+            desired[key_id] = self._desire(key_id, checks[key_id][0], replicas)
+            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
         changed = [(key_id, ref) for key_id, _, ref in targets
                    if self._published.get(key_id) != desired[key_id]][:self.max_writes]
         if not changed:
@@ -240,12 +286,13 @@ class StatusPublisher:
     # -- reading ---------------------------------------------------------------------------------
 
     async def _read_store(self, snapshot: Snapshot,
-                          targets: Sequence[tuple[str, KeyPolicy, Any]], now: datetime) -> None:
+                          checks: dict[str, tuple[tuple[BudgetCheck, ...],
+                                                  tuple[RateCheck, ...]]],
+                          now: datetime) -> None:
         budgets: list[BudgetCheck] = []
         rates: list[RateCheck] = []
         spans: dict[str, tuple[int, int, int, int]] = {}
-        for key_id, policy, _ in targets:
-            key_budgets, key_rates = checks_for(policy, now)
+        for key_id, (key_budgets, key_rates) in checks.items():
             spans[key_id] = (len(budgets), len(key_budgets), len(rates), len(key_rates))
             budgets.extend(key_budgets)
             rates.extend(key_rates)
@@ -273,11 +320,8 @@ class StatusPublisher:
             log.warning("cannot read the replica roster: %s", exc)
             return None
 
-    def _desire(self, key_id: str, policy: KeyPolicy, now: datetime,
+    def _desire(self, key_id: str, budgets: tuple[BudgetCheck, ...],
                 replicas: list[Replica] | None) -> _Desired:
-        budgets, _ = checks_for(policy, now)
-        own = next((b for b in budgets if b.scope == key_scope(key_id)), None)
-        period = own.period_id if own is not None else "total"
         wants: list[tuple[str, Want]] = []
         spend: dict[str, str] | None = None
         view = self._store_view.get(key_id)
@@ -295,11 +339,9 @@ class StatusPublisher:
             want, revision = in_force(key_id, replicas, self.served)
             wants.append(("ConfigInForce", want))
             forced = (want.status == "True", revision)
-        count = self._counts.get(key_id)
+        period = _own_period(key_id, budgets)
+        count = self._count_for(key_id, period)
         totals = activity.totals
-        if count is None or count.period != period:
-            start = (0, 0) if count is None else (totals.requests, totals.rejected)
-            count = self._counts[key_id] = _Count(period, start)
         mine = (totals.requests - count.start[0], totals.rejected - count.start[1])
         if view is None:  # the store did not answer: keep what was last written
             published = self._published.get(key_id)

@@ -271,10 +271,12 @@ class BreakerBoard:
             return self._decide_in_memory(key, provider, model, now, policy)
         entry = self._cache.get(key)
         if entry is None:
-            await self._first_read(key, provider, model, now)
+            await self._first_read(key, provider, model)
             if not self.store_ok:
                 return self._decide_in_memory(key, provider, model, now, policy)
-            entry = self._cache[key]
+            entry = self._cache.get(key)
+            if entry is None:  # the read was abandoned (its request went away): closed
+                return Permit.ALLOW
         state = entry.state
         if state.state == CLOSED:
             return Permit.ALLOW
@@ -402,7 +404,8 @@ class BreakerBoard:
             except (TimeoutError, StoreUnavailable):
                 pass
 
-    async def _first_read(self, key: str, provider: str, model: str, now: float) -> None:
+    async def _first_read(self, key: str, provider: str, model: str) -> None:
+        """Read a key this process has not seen; concurrent first uses share one read."""
         running = self._first_reads.get(key)
         if running is not None:
             await asyncio.shield(running)
@@ -417,9 +420,9 @@ class BreakerBoard:
         except TimeoutError:
             pass  # read as closed now; the background refresh corrects it
         finally:
-            self._learn(key, provider, model, state)
             del self._first_reads[key]
             future.set_result(None)
+        self._learn(key, provider, model, state)
 
     async def _drain_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -24,7 +24,9 @@ One record per breaker key ("<provider>/<model>"):
   current window instead of resetting it.
 
 Times are integer milliseconds of the caller's clock; replicas' clocks only need to agree to
-well under `openSeconds`.
+well under `openSeconds`. Outcomes count in the order they reach the store: gateways send
+successes in batches (pipeline/resilience.py), so a success from just before an outage may
+land after its first failures and restart the consecutive count once.
 """
 
 from __future__ import annotations

@@ -107,6 +107,32 @@ CASES: dict[str, str | None] = {
     "providercredentials/bad-timeouts-too-long.yaml":
         "spec.timeouts.totalSeconds: Invalid value: 86400: should be less than or equal to 7200",
     "providercredentials/bad-secretref-missing-key.yaml": "spec.secretRef.key: Required value",
+    # Per-type settings: Anthropic's version header, Bedrock's Secret layout (or the default AWS
+    # chain without secretRef), Vertex's publisher (or ADC without secretRef), Azure's kind of
+    # credential.
+    "providercredentials/good-anthropic-settings.yaml": None,
+    "providercredentials/good-bedrock-static-keys.yaml": None,
+    "providercredentials/good-vertex-claude-adc.yaml": None,
+    "providercredentials/good-azure-entra.yaml": None,
+    "providercredentials/bad-anthropic-settings-on-openai.yaml":
+        "spec.anthropic: Forbidden: `anthropic` may only be set when `type` is 'Anthropic'",
+    "providercredentials/bad-anthropic-version-format.yaml":
+        "spec.anthropic.anthropicVersion: Invalid value: \"2023/06/01\": should match",
+    "providercredentials/bad-bedrock-key-names-without-secret.yaml":
+        "spec.awsBedrock: Forbidden: `awsBedrock.accessKeyIdKey` and `awsBedrock.sessionTokenKey` "
+        "name entries of the `secretRef` Secret: they may only be set together with `secretRef`",
+    "providercredentials/bad-bedrock-same-entry.yaml":
+        "spec.awsBedrock: Invalid value: \"object\": `secretRef.key`, `awsBedrock.accessKeyIdKey` "
+        "(default 'accessKeyId') and `awsBedrock.sessionTokenKey` must name different entries of "
+        "the Secret",
+    "providercredentials/bad-bedrock-session-token-entry.yaml":
+        "`awsBedrock.sessionTokenKey` must name different entries of the Secret",
+    "providercredentials/bad-vertex-publisher-lowercase.yaml":
+        "spec.gcpVertexAI.publisher: Unsupported value: \"anthropic\": supported values: "
+        "\"Google\", \"Anthropic\"",
+    "providercredentials/bad-azure-authentication-unknown.yaml":
+        "spec.azureOpenAI.authentication: Unsupported value: \"ManagedIdentity\": supported "
+        "values: \"APIKey\", \"EntraIDToken\"",
 }
 
 FILES = sorted(str(p.relative_to(TESTDATA)) for p in TESTDATA.glob("*/*.yaml"))

@@ -1,11 +1,13 @@
 """Outage drill: the primary provider goes down for a long stretch and comes back, under two
 real gateway processes that share one real Redis.
 
-`primary` (fake A) retries once and has a circuit breaker that opens after 3 consecutive
-failures and stays open 1 s; `backup` (fake B) serves the same models. Each test uses its own
-model name, so each has a breaker of its own. Timeouts are FAST_TIMEOUTS: a hanging primary
-costs 0.5 s per try (the first-byte timeout) — until its breaker opens; from then on the
-fallback answers with no timeout paid, which the tests check against that timeout.
+`primary` and `steady` (both fake A) retry once and have a circuit breaker that opens after 3
+consecutive failures; `primary`'s stays open 2 s (the recovery tests wait that long),
+`steady`'s a minute (tests that only need it open). `backup` (fake B) serves the same models.
+Each test uses its own model name, so each has a breaker of its own. Timeouts are
+FAST_TIMEOUTS: a hanging primary costs 0.5 s per try (the first-byte timeout) — until its
+breaker opens; from then on the fallback answers with no timeout paid, which the tests check
+against that timeout.
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ from tests.support.redis import RedisServer
 TOKEN = "tg-drill-tenant-77c1e0"
 ENV = {"DRILL_PRIMARY_KEY": "sk-fake-primary-d1", "DRILL_BACKUP_KEY": "sk-fake-backup-d2"}
 FIRST_BYTE = FAST_TIMEOUTS["firstByteSeconds"]
-OPEN_SECONDS = 1.0
-HANG, RATE, SHARED, FRESH, STREAM = (
-    "drill-hang", "drill-429", "drill-shared", "drill-fresh", "drill-stream")
-MODELS = (HANG, RATE, SHARED, FRESH, STREAM)
+OPEN_SECONDS = 2.0
+HANG, RATE, SHARED, FRESH, STREAM, ALONE = (
+    "drill-hang", "drill-429", "drill-shared", "drill-fresh", "drill-stream", "drill-alone")
+MODELS = (HANG, RATE, SHARED, FRESH, STREAM, ALONE)
 RETRY = {"maxAttempts": 2, "baseDelayMs": 20, "maxDelayMs": 1500, "budgetMinRetries": 50}
 BREAKER = {"consecutiveFailures": 3, "minimumRequests": 1000, "openSeconds": OPEN_SECONDS,
            "halfOpenProbes": 1}
+STEADY = {**BREAKER, "openSeconds": 60}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,9 @@ def gateways(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
     config = config_doc(
         providers=[
             provider("primary", openai_upstream_server, key_env="DRILL_PRIMARY_KEY",
-                     models=MODELS, retry=RETRY, breaker=BREAKER),
+                     models=(HANG, RATE, STREAM), retry=RETRY, breaker=BREAKER),
+            provider("steady", openai_upstream_server, key_env="DRILL_PRIMARY_KEY",
+                     models=(SHARED, FRESH, ALONE), retry=RETRY, breaker=STEADY),
             provider("backup", backup_upstream_server, key_env="DRILL_BACKUP_KEY",
                      models=MODELS),
         ],
@@ -93,13 +98,21 @@ def gateways(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
 @dataclass
 class Served:
     provider: str
-    attempts: list[dict[str, Any]]
+    request_id: str
     seconds: float
+    gateway: GatewayProcess
+
+    @property
+    def attempts(self) -> list[dict[str, Any]]:
+        """Every try, from the request's decision-log line."""
+        decision = wait_for_log(self.gateway, lambda e: e.get("event") == "request"
+                                and e.get("request_id") == self.request_id)
+        return list(decision["attempts"])
 
 
 def ask(gateway: GatewayProcess, model: str, *, stream: bool = False) -> Served:
-    """One chat request through the openai SDK; what served it, every attempt (from the
-    decision log), and the latency the client saw."""
+    """One chat request through the openai SDK: what served it and the latency the client
+    saw (the attempts are read from the decision log on demand)."""
     with sync_client(gateway, TOKEN) as client:
         started = time.perf_counter()
         if stream:
@@ -115,32 +128,31 @@ def ask(gateway: GatewayProcess, model: str, *, stream: bool = False) -> Served:
             headers = raw.headers
         seconds = time.perf_counter() - started
     assert text == "Echo: drill"
-    request_id = headers["x-request-id"]
-    decision = wait_for_log(gateway, lambda e: e.get("event") == "request"
-                            and e.get("request_id") == request_id)
-    return Served(headers["x-tollgate-provider"], decision["attempts"], seconds)
+    return Served(headers["x-tollgate-provider"], headers["x-request-id"], seconds, gateway)
 
 
 def outcomes(served: Served) -> list[str]:
     return [f"{a['provider']}:{a['outcome']}" for a in served.attempts]
 
 
-def circuit_state(gateway: GatewayProcess, model: str) -> float | None:
+def circuit_state(gateway: GatewayProcess, model: str,
+                  provider: str = "primary") -> float | None:
     text = httpx.get(gateway.url + "/metrics", timeout=5).text
     for line in text.splitlines():
         if line.startswith("tollgate_circuit_state{") and f'model="{model}"' in line \
-                and 'provider="primary"' in line:
+                and f'provider="{provider}"' in line:
             return float(line.rsplit(" ", 1)[1])
     return None
 
 
 def open_the_breaker(gateway: GatewayProcess, model: str, limit: int = 4) -> list[Served]:
-    """Send requests until one skips the primary; the ones before it paid for the outage."""
+    """Send requests until one skips the failing target; the ones before it paid for the
+    outage."""
     paid: list[Served] = []
     for _ in range(limit):
         served = ask(gateway, model)
         assert served.provider == "backup"
-        if outcomes(served)[0] == "primary:circuit_open":
+        if outcomes(served)[0].endswith(":circuit_open"):
             return paid
         paid.append(served)
     raise AssertionError(f"the breaker did not open within {limit} requests: "
@@ -159,7 +171,7 @@ def test_a_hanging_primary_is_skipped_without_a_timeout_once_its_breaker_is_open
         "the timeout that opened the breaker is not retried"
     tried = len(openai_upstream.requests)
 
-    skipped = [ask(gateways.a, HANG) for _ in range(5)]
+    skipped = [ask(gateways.a, HANG) for _ in range(5)]  # well within the 2 s it stays open
     for served in skipped:
         assert outcomes(served) == ["primary:circuit_open", "backup:ok"]
         assert served.attempts[0]["ms"] == 0
@@ -213,7 +225,8 @@ def test_a_429_is_retried_after_its_retry_after_and_a_longer_one_fails_over(
 
 def test_a_breaker_opened_through_one_gateway_is_open_for_the_other(
         gateways: Pair, openai_upstream: FakeOpenAI) -> None:
-    assert ask(gateways.b, SHARED).provider == "primary"  # B has seen it closed
+    assert ask(gateways.b, SHARED).provider == "steady"  # B has seen it closed
+    time.sleep(0.2)  # B reports that success within 50 ms; it must not land mid-outage
     openai_upstream.fail(SHARED, error_status(503))
     openai_upstream.fail(FRESH, error_status(503))
     open_the_breaker(gateways.a, SHARED)
@@ -221,10 +234,25 @@ def test_a_breaker_opened_through_one_gateway_is_open_for_the_other(
     tried = len(openai_upstream.requests)
 
     fresh = ask(gateways.b, FRESH)
-    assert outcomes(fresh) == ["primary:circuit_open", "backup:ok"], \
+    assert outcomes(fresh) == ["steady:circuit_open", "backup:ok"], \
         "a gateway that never saw the key reads it from the store first"
-    wait_until(lambda: circuit_state(gateways.b, SHARED) == 2, timeout=2.0,
+    wait_until(lambda: circuit_state(gateways.b, SHARED, "steady") == 2, timeout=2.0,
                what="B's cache (refreshed every 0.5 s) shows the breaker A opened")
     shared = ask(gateways.b, SHARED)
-    assert outcomes(shared) == ["primary:circuit_open", "backup:ok"]
+    assert outcomes(shared) == ["steady:circuit_open", "backup:ok"]
     assert len(openai_upstream.requests) == tried, "B sent nothing to the open primary"
+
+
+def test_without_redis_each_gateway_still_runs_its_own_breakers(
+        gateways: Pair, redis_server: RedisServer, openai_upstream: FakeOpenAI) -> None:
+    """Last in the module: it takes the shared store away (and brings it back, empty)."""
+    openai_upstream.fail(ALONE, error_status(503))
+    redis_server.kill()
+    try:
+        paid = open_the_breaker(gateways.a, ALONE)
+        assert len(paid) == 2, "3 consecutive failures, counted in process"
+        assert circuit_state(gateways.a, ALONE, "steady") == 2
+        assert circuit_state(gateways.b, ALONE, "steady") is None, "B never heard of it"
+    finally:
+        redis_server.start()
+    wait_for_log(gateways.a, lambda e: e.get("event") == "breaker_store_back", timeout=5)

@@ -143,3 +143,21 @@ def test_the_mounted_directory_is_the_fallback(cluster: Cluster) -> None:
                  "again", timeout=15)
     assert gateway.events("config_watch_up")
     assert CONFIG_NAME in gateway.logs()
+
+
+def test_a_part_close_to_the_configmap_size_limit_arrives_through_the_watch(
+        cluster: Cluster) -> None:
+    small = gateway_config(UPSTREAM, [key_entry("tenants.first")])
+    put_config_maps(cluster.api, config_map_bodies(small))
+    gateway = cluster.start_gateway("gw-a", interval=0)
+    assert gateway.revision() == small["revision"]
+
+    big = gateway_config(UPSTREAM, [key_entry(f"tenants.big{i:03d}",
+                                              metadata={"note": f"{i:03d}" + "x" * 2500})
+                                    for i in range(300)])
+    [body] = config_map_bodies(big)
+    assert len(next(iter(body["data"].values()))) > 750_000  # one watch event, one long line
+    put_config_maps(cluster.api, [body])
+    cluster.wait(lambda: gateway.revision() == big["revision"], "the big part served",
+                 timeout=10)
+    assert _knows(gateway.url, "tenants.big299")

@@ -77,18 +77,17 @@ def test_validate_reports_every_problem_with_file_line_and_field() -> None:
         f"{BROKEN}/credentials.yaml:1: warning: ProviderCredential default/openai: "
         'spec.secretRef.name: Not found: "openai-api-key": not among the manifests; it must '
         "exist in the cluster",
-        f"{BROKEN}/credentials.yaml:8: error: ProviderCredential default/anthropic: spec.type: "
-        'Unsupported value: "Anthropic": supported values: "OpenAI", "OpenAICompatible"',
+        f"{BROKEN}/credentials.yaml:8: error: ProviderCredential default/anthropic: spec.openAI: "
+        "Forbidden: `openAI` may only be set when `type` is 'OpenAI'",
         f'{keys}:1: error: VirtualKey default/acme-prod: spec.allowedProviders[1]: Invalid value: '
-        "\"anthropic\": ProviderCredential default/anthropic is not served: type 'Anthropic' is "
-        "not supported by the gateway yet",
+        "\"anthropic\": ProviderCredential default/anthropic is not served: its spec is invalid",
         f'{keys}:1: error: VirtualKey default/acme-prod: spec.allowedProviders[2]: Not found: '
         "\"bedrock\": no ProviderCredential of that name in namespace 'default'",
         f'{keys}:1: error: VirtualKey default/acme-prod: spec.fallbacks[1].provider: Not found: '
         "\"bedrock\": no ProviderCredential of that name in namespace 'default'",
         f"{keys}:1: error: VirtualKey default/acme-prod: spec.fallbacks[2].provider: Invalid "
-        "value: \"anthropic\": ProviderCredential default/anthropic is not served: type "
-        "'Anthropic' is not supported by the gateway yet",
+        "value: \"anthropic\": ProviderCredential default/anthropic is not served: its spec is "
+        "invalid",
         f"{keys}:12: error: VirtualKey default/over-precise: spec.budget.maxUSD: Invalid value: "
         "\"string\": `maxUSD` must be a non-negative decimal string with at most 6 decimal "
         "places, such as '12000' or '12.50'",

@@ -13,6 +13,7 @@ from tests.operator.objects import provider_credential, secret, sha, virtual_key
 from tollgate.gateway.config.loader import parse_config
 from tollgate.operator import render as render_module
 from tollgate.operator.keys import generated_secret_name
+from tollgate.operator.models import ProviderType
 from tollgate.operator.render import (
     CREDENTIALS_MOUNT_PATH,
     RenderError,
@@ -68,7 +69,8 @@ def test_the_design_sample_renders_to_a_config_the_gateway_loads() -> None:
     )
     rendered = render([acme], credentials, secrets, SHARED)
     config = parse_config(dump_yaml(rendered.config))  # the gateway's own loader
-    assert [p.name for p in config.providers] == ["tollgate-system.openai",
+    assert [p.name for p in config.providers] == ["tollgate-system.anthropic",
+                                                  "tollgate-system.openai",
                                                   "tollgate-system.vllm"]
     assert _key(rendered.config, "tenants.acme-prod") == {
         "id": "tenants.acme-prod",
@@ -107,6 +109,7 @@ def test_provider_keys_become_file_references_into_the_credentials_secret() -> N
     assert openai["apiKey"] == {
         "file": f"{CREDENTIALS_MOUNT_PATH}/tollgate-system.openai.apiKey"}
     assert rendered.credentials == {
+        "tollgate-system.anthropic.apiKey": base64.b64encode(b"sk-ant-secret").decode(),
         "tollgate-system.openai.apiKey": base64.b64encode((OPENAI_KEY + "\n").encode()).decode()}
     assert render_credentials(credentials, secrets, SHARED) == rendered.credentials
     body = credentials_secret(rendered, "tollgate-credentials", "tollgate-system")
@@ -131,33 +134,15 @@ def test_a_fallback_on_a_missing_credential_is_reported_in_kubernetes_wording() 
     assert not rendered.reports[ObjectRef("VirtualKey", "tenants", "acme")].ready
 
 
-def test_unsupported_provider_types_are_reported_and_left_out() -> None:
-    credentials, secrets = _platform()
-    key = virtual_key("acme", allowedProviders=["openai", "anthropic"],
-                      fallbacks=[{"provider": "anthropic", "model": "claude-sonnet-4-6"}])
-    rendered = render([key], credentials, secrets, SHARED)
-    assert "tollgate-system.anthropic" not in {p["name"] for p in rendered.config["providers"]}
-    [problem] = rendered.reports[ObjectRef("ProviderCredential", "tollgate-system",
-                                           "anthropic")].problems
-    assert problem.reason is Reason.PROVIDER_NOT_SUPPORTED
-    assert str(problem) == ('spec.type: Unsupported value: "Anthropic": supported values: '
-                            '"OpenAI", "OpenAICompatible"')
-    assert _key(rendered.config, "tenants.acme")["allowedProviders"] == [
-        "tollgate-system.openai"]
-    assert "fallbacks" not in _key(rendered.config, "tenants.acme")
-    assert _problems(rendered, "VirtualKey", "tenants", "acme") == [
-        'spec.allowedProviders[1]: Invalid value: "anthropic": ProviderCredential '
-        "tollgate-system/anthropic is not served: type 'Anthropic' is not supported by the "
-        "gateway yet",
-        'spec.fallbacks[0].provider: Invalid value: "anthropic": ProviderCredential '
-        "tollgate-system/anthropic is not served: type 'Anthropic' is not supported by the "
-        "gateway yet",
-    ]
+def test_every_provider_type_has_a_renderer() -> None:
+    assert set(render_module.PROVIDERS) == set(ProviderType)
 
 
 def test_a_key_is_never_widened_when_all_its_providers_are_unavailable() -> None:
     credentials, secrets = _platform()
-    key = virtual_key("claude-only", allowedProviders=["anthropic"])
+    credentials.append(provider_credential("claude", "tollgate-system", "Anthropic",
+                                           openAI={"organization": "org-x"}))  # invalid spec
+    key = virtual_key("claude-only", allowedProviders=["claude"])
     rendered = render([key], credentials, secrets, SHARED)
     assert rendered.config["virtualKeys"] == []  # an empty allow-list would mean "everything"
     report = rendered.reports[ObjectRef("VirtualKey", "tenants", "claude-only")]
@@ -375,24 +360,6 @@ def test_a_timeout_longer_than_the_budget_hold_keeps_only_that_credential_out() 
         "spec.timeouts.totalSeconds: Invalid value: 7200: must not exceed the gateway's "
         "`store.leaseSeconds` (3600)")
     assert "tollgate-system.slow" not in _key(rendered.config, "tenants.acme")["allowedProviders"]
-
-
-@needs_lease
-def test_an_entry_the_gateway_rejects_is_dropped_and_reported_not_fatal(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The safety net for gateway rules this renderer does not know yet."""
-    monkeypatch.setattr(render_module, "lease_seconds", lambda options: None)
-    credentials, secrets = _platform()
-    credentials.append(provider_credential("slow", "tollgate-system", "OpenAICompatible",
-                                           timeouts={"totalSeconds": 7200}))
-    rendered = render([virtual_key("acme")], credentials, secrets, SHARED)
-    [problem] = rendered.reports[ObjectRef("ProviderCredential", "tollgate-system",
-                                           "slow")].problems
-    assert str(problem).startswith("spec: Forbidden: the gateway's configuration validation "
-                                   "rejects it: providers[1].timeouts.totalSeconds: must not "
-                                   "exceed `store.leaseSeconds`")
-    assert [k["id"] for k in rendered.config["virtualKeys"]] == ["tenants.acme"]
 
 
 def test_a_bad_base_section_is_a_render_error() -> None:

@@ -64,7 +64,7 @@ def test_kubectl_applies_waits_lists_and_deletes(cluster: Cluster, operator: obj
     assert served is not None
     wide = _table(_kubectl(kubectl, cluster, "get", "virtualkeys", "-n", "tenants", "-o", "wide"))
     assert wide[0] == ["NAME", "CUSTOMER", "BUDGET", "PERIOD", "SPENT", "REMAINING", "READY",
-                       "REASON", "KEY", "ID", "REVISION", "AGE"]
+                       "REASON", "KEY", "ID", "REVISION", "IN", "FORCE", "AGE"]
     acme = next(row for row in wide if row[0] == "acme-prod")
     assert acme[3:6] == ["Monthly", "True", "Accepted"]  # SPENT, REMAINING empty: no spend yet
     assert "tenants.acme-prod" in acme and served[1] in acme

@@ -83,3 +83,19 @@ def test_only_the_revision_served_now_is_exported():
     assert _info_samples() == [({"revision": "rev-a"}, 1.0)]
     exposition.served_revision("rev-b")
     assert _info_samples() == [({"revision": "rev-b"}, 1.0)]
+
+
+def test_the_live_gauges_of_a_worker_that_is_gone_stop_counting(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch):
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for name in (f"gauge_livemax_{gone.pid}.db", f"gauge_livemostrecent_{gone.pid}.db",
+                 f"counter_{gone.pid}.db", "gauge_livemax_1.db"):
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    exposition.reap_dead_workers()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"counter_{gone.pid}.db", "gauge_livemax_1.db"]  # counters stay; pid 1 is alive
