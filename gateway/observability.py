@@ -4,7 +4,8 @@ One `Observability` per worker process, created by the app's lifespan and reache
 through `request.scope["state"]["observability"]`:
 
     tracer_for(snapshot)   the request's tracer, or None when tracing is off (the common case)
-    forecast(...)          budget-exhaustion forecast for /v1/key/info
+    forecast(...)          budget-exhaustion forecast (/v1/key/info; a status publisher)
+    spend_anomalies()      scopes in a spend spike now (a `SpendAnomaly` condition)
     add_sink(sink)         the hook for receivers other than the configured webhooks
                            (an AlertSink: Kubernetes Events, a SpendAnomaly condition …)
 """
@@ -22,7 +23,7 @@ from tollgate.gateway import exposition
 from tollgate.gateway.alerts.dispatch import Dispatcher
 from tollgate.gateway.alerts.evaluator import Evaluator
 from tollgate.gateway.alerts.sinks import AlertSink, build_sinks
-from tollgate.gateway.anomaly import Forecast
+from tollgate.gateway.anomaly import Assessment, Forecast
 from tollgate.gateway.config.loader import ConfigHolder
 from tollgate.gateway.config.models import AlertSettings
 from tollgate.gateway.runtime import Snapshot
@@ -53,6 +54,12 @@ class Observability:
     def forecast(self, check: BudgetCheck, figures: BudgetFigures,
                  now: datetime) -> Forecast | None:
         return self.evaluator.forecast(check, figures, now)
+
+    def spend_anomalies(self) -> dict[str, Assessment]:
+        """Scopes (`key:<id>`, `customer:<id>`) in a spend spike now, as this process sees
+        them (every replica evaluates): for a `SpendAnomaly` condition on the VirtualKey."""
+        detector = self.evaluator.detector
+        return dict(detector.active) if detector is not None else {}
 
     # --- alert delivery ---------------------------------------------------------------------
 

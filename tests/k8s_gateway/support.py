@@ -162,7 +162,7 @@ class KubeGateway:
 
 
 def start_kube_gateway(directory: Path, kubeconfig: Path, identity: str, config_dir: Path, *,
-                       interval: float = 0.5, lease_seconds: float = 2.0,
+                       interval: float = 0.5, lease_seconds: float = 4.0,
                        target: str = f"{NAMESPACE}/{CONFIG_NAME}",
                        env: Mapping[str, str] | None = None) -> KubeGateway:
     """`tollgate gateway --watch-configmaps` on a free port; returns once it answers."""

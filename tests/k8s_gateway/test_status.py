@@ -81,7 +81,7 @@ def pair(cluster: Cluster, upstream: FakeOpenAI, redis_server: RedisServer) -> I
             json={"status": {"conditions": [READY]}},
             headers={"Content-Type": "application/merge-patch+json"})
         assert response.status_code == 200, response.text
-    gateways = {name: cluster.start_gateway(name, interval=0.5, lease_seconds=2.0)
+    gateways = {name: cluster.start_gateway(name, interval=0.5, lease_seconds=4.0)
                 for name in ("gw-a", "gw-b")}
     yield Pair(cluster, gateways, str(config["revision"]))
 
