@@ -18,11 +18,13 @@ only the keys where that changed since it last wrote them:
   every live replica serves this key's current entry.
 
 Writes go to the status subresource as JSON merge patches: first `spend` (only the gateway
-writes it), whose answer is the object as it is now; then usage, conditions and
-servedConfigRevision merged into that object's status and sent with its resourceVersion, so a
-concurrent write by the operator (its `Ready`) is never overwritten: the patch fails with 409
-and is retried next round. A key whose VirtualKey does not exist (404) is skipped until its
-figures change.
+writes it; on a leader's first write of a key, an empty patch that only reads the object),
+whose answer is the object as it is now; then usage, conditions and servedConfigRevision,
+merged into that object's status and sent with its resourceVersion, so a concurrent write by
+the operator (its `Ready`) is never overwritten: the patch fails with 409 and is retried next
+round. A key whose VirtualKey does not exist (404) is skipped until its figures change. The
+gateway's RBAC grants `patch` on `virtualkeys/status` and nothing else on VirtualKeys, which
+is why the answer to a patch is how the publisher reads them.
 
 API errors stop the round at the first failure and back off exponentially (interval, 2×,
 4× … up to 16× the interval, at most 5 minutes). The publisher runs in the event loop as a
@@ -391,16 +393,20 @@ class StatusPublisher:
                      now: datetime) -> bool:
         """Write one key; True when something on it changed."""
         path = virtualkey_status_path(namespace, name)
-        body = await self.client.merge_patch(
-            path, {"status": {"spend": want.spend} if want.spend_known else {}})
+        count = self._counts[key_id]
+        first = count.term != self._term
+        # The first write of a term reads the object as it is (an empty patch answers with it):
+        # its usage counts, and the period they belong to, are the base this term adds to.
+        body = await self.client.merge_patch(path, {"status": {"spend": want.spend}}
+                                             if want.spend_known and not first
+                                             else {"status": {}})
         metadata = body.get("metadata") or {}
         status = body.get("status") or {}
-        count = self._counts[key_id]
-        if count.term != self._term:
+        if first:
             count.term = self._term
             found = status.get("usage") or {}
             found_period = (status.get("spend") or {}).get("period") \
-                if want.spend_known and want.spend is not None else want.period
+                if want.spend is not None else want.period
             if found and found_period == want.period:
                 count.base = (max(0, int(found.get("requests") or 0) - count.published_mine[0]),
                               max(0, int(found.get("rejectedRequests") or 0)
@@ -418,6 +424,8 @@ class StatusPublisher:
         conditions = merge_conditions(status.get("conditions"), dict(want.wants), generation,
                                       now)
         patch: dict[str, Any] = {}
+        if want.spend_known and status.get("spend") != want.spend:
+            patch["spend"] = want.spend  # None removes it (the key lost its budget)
         if status.get("usage") != usage:
             patch["usage"] = usage
         if conditions != status.get("conditions"):

@@ -16,33 +16,38 @@ Adding a provider (e.g. bedrock, vertex, azure-openai):
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import import_module
 from typing import Any
 
-from tollgate.gateway.providers.anthropic import AnthropicAdapter
-from tollgate.gateway.providers.azure_openai import AzureOpenAIAdapter
 from tollgate.gateway.providers.base import Provider
-from tollgate.gateway.providers.bedrock import BedrockAdapter
-from tollgate.gateway.providers.mock import MockAdapter
-from tollgate.gateway.providers.openai import OpenAIAdapter
-from tollgate.gateway.providers.vertex import VertexAdapter
 from tollgate.gateway.transport import Transport
 
 __all__ = ["ADAPTERS", "build"]
 
 Factory = Callable[[Any, Transport, tuple[str, ...]], Provider]
 
-ADAPTERS: dict[str, Factory] = {
-    "openai": lambda config, transport, models: OpenAIAdapter(config, transport, models),
-    "openai-compatible": lambda config, transport, models: OpenAIAdapter(config, transport, models),
-    "anthropic": lambda config, transport, models: AnthropicAdapter(config, transport, models),
-    "bedrock": lambda config, transport, models: BedrockAdapter(config, transport, models),
-    "vertex": lambda config, transport, models: VertexAdapter(config, transport, models),
-    "azure-openai": lambda config, transport, models: AzureOpenAIAdapter(config, transport,
-                                                                         models),
-    "mock": lambda config, transport, models: MockAdapter(config, models),
+# "module:class" per provider type. Adapters are imported on first use, so a gateway that
+# serves no Bedrock or Vertex provider never loads botocore or google-auth (tens of MB of RSS
+# and ~0.5 s of start-up).
+ADAPTERS: dict[str, str] = {
+    "openai": "openai:OpenAIAdapter",
+    "openai-compatible": "openai:OpenAIAdapter",
+    "anthropic": "anthropic:AnthropicAdapter",
+    "bedrock": "bedrock:BedrockAdapter",
+    "vertex": "vertex:VertexAdapter",
+    "azure-openai": "azure_openai:AzureOpenAIAdapter",
+    "mock": "mock:MockAdapter",
 }
+
+
+def _adapter_class(provider_type: str) -> Any:
+    module, _, name = ADAPTERS[provider_type].partition(":")
+    return getattr(import_module(f"tollgate.gateway.providers.{module}"), name)
 
 
 def build(config: Any, transport: Transport, catalog_models: tuple[str, ...]) -> Provider:
     """Instantiate the adapter for one provider entry of the config."""
-    return ADAPTERS[config.type](config, transport, catalog_models)
+    adapter = _adapter_class(config.type)
+    if config.type == "mock":
+        return adapter(config, catalog_models)  # type: ignore[no-any-return]
+    return adapter(config, transport, catalog_models)  # type: ignore[no-any-return]

@@ -204,16 +204,24 @@ def test_publishing_backs_off_when_the_api_fails_and_requests_keep_flowing(
                  "the spend published once the API answers again", timeout=15)
 
 
-def test_a_standby_takes_over_when_the_leader_stops(pair: Pair, upstream: FakeOpenAI) -> None:
+def test_a_standby_takes_over_and_adds_its_counts_to_the_published_ones(
+        pair: Pair, upstream: FakeOpenAI) -> None:
     cluster = pair.cluster
     leader, follower = pair.leader(), pair.follower()
-    cluster.wait(lambda: _spent(pair, "alpha") == "0.00", "the first round published")
+    upstream.set_usage(prompt_tokens=3, completion_tokens=5)
+    _chat(leader, ALPHA, 2)
+    _chat(follower, ALPHA, 1)  # counted by the follower, not published while it follows
+    # Spend comes from the store (all three requests); counts are the leader's own (two).
+    cluster.wait(lambda: _spent(pair, "alpha") == "0.015" and
+                 (pair.status("alpha").get("usage") or {}).get("requests") == 2,
+                 "the leader's round published")
+
     assert leader.stop() in (0, -15)  # a clean stop: releases the Lease and its roster entry
     cluster.wait(lambda: pair.leader() is follower, "the standby leading", timeout=10)
-    upstream.set_usage(prompt_tokens=3, completion_tokens=5)
+    cluster.wait(lambda: pair.status("alpha")["usage"]["requests"] == 3,
+                 "the new leader's count added to the published one")
     _chat(follower, ALPHA, 1)
-    cluster.wait(lambda: _spent(pair, "alpha") == "0.005", "the new leader publishing")
-    usage = pair.status("alpha")["usage"]
-    assert usage["requests"] == 1
+    cluster.wait(lambda: _spent(pair, "alpha") == "0.02", "the new leader publishing")
+    cluster.wait(lambda: pair.status("alpha")["usage"]["requests"] == 4, "counted on")
     assert httpx.get(follower.url + "/readyz", timeout=2).json()["configRevision"] == \
         pair.revision
