@@ -237,6 +237,7 @@ class ConfigMapSource(Generic[T]):
             revisions = {p.revision for p in parts}
             if len(revisions) == 1 and next(iter(revisions)) == self._current_revision() \
                     and self._rejected is None:
+                self._incomplete_since = None
                 return False  # served already: no need to merge and validate again
             config, revision = assemble(parts)
         except Incomplete as exc:
