@@ -326,6 +326,10 @@ def _summarise(rounds: list[dict[str, Any]], pooled: dict[str, dict[str, list[fl
             entry[f"upstream_{figure}"] = up
             entry[f"gateway_{figure}"] = gw
             entry[f"added_{figure}"] = round(gw - up, 4)
+        if phase == "fixed_rate":
+            # how late the open-loop sender ever was: tens of ms means the load CPU stalled
+            entry["max_send_lag_ms"] = max(r[phase][who]["max_send_lag_ms"]
+                                           for r in rounds for who in ("upstream", "gateway"))
         if phase in pooled:
             entry["pooled"] = {
                 f"{who}_{figure}": round(clients.percentile(pooled[phase][who], q), 4)
@@ -438,6 +442,11 @@ def format_table(results: dict[str, Any]) -> str:
     rows.append(("fake upstream CPU during gateway run", "",
                  f"{t['fake_upstream_cpu_share_during_gateway_run']:.0%}", "",
                  "(low: the fake is not the bottleneck)"))
+    lag = s["fixed_rate"].get("max_send_lag_ms")
+    if lag is not None:
+        rows.append(("fixed-rate sender, worst lateness (ms)", "", _fmt(lag, 1), "",
+                     "(tens of ms: the load CPU itself stalled; p99s are suspect)"
+                     if lag > 20 else "(the sender kept its schedule)"))
     foreign = meta.get("foreign_cpu_share")
     if foreign is not None:
         rows.append(("other processes' CPU during the run", "", f"{foreign:.0%}", "",

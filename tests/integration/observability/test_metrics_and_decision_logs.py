@@ -107,11 +107,12 @@ def traffic(tmp_path_factory: pytest.TempPathFactory, openai_upstream_server: Fa
             errors.append(limited.value.response.text)
         with sync_client(gateway, TOKENS["met-verbose"]) as client:
             _ask(client, VERBOSE_PROMPT)
+            assert [c for c in _ask(client, VERBOSE_PROMPT, stream=True)]
         with sync_client(gateway, WRONG_TOKEN) as client:
             with pytest.raises(openai.AuthenticationError) as unknown:
                 _ask(client)
             errors.append(unknown.value.response.text)
-        wait_until(lambda: len(decisions(gateway)) >= 12, what="every decision logged")
+        wait_until(lambda: len(decisions(gateway)) >= 13, what="every decision logged")
         yield Traffic(gateway, before, scrape(gateway), errors)
 
 
@@ -164,15 +165,15 @@ def test_budget_gauges_show_the_limit_and_what_is_left(traffic: Traffic):
 
 def test_latency_histograms_separate_the_gateway_from_the_upstream(traffic: Traffic):
     m = traffic.after
-    chat_requests = 12  # every request that reached the chat endpoint, rejections included
+    chat_requests = 13  # every request that reached the chat endpoint, rejections included
     assert m.value("tollgate_request_duration_seconds_count", endpoint="chat") == chat_requests
     assert m.value("tollgate_gateway_overhead_seconds_count", endpoint="chat") == chat_requests
     assert m.value("tollgate_upstream_duration_seconds_count", provider="primary",
-                   model="m-a") == 3 + 2 + 3  # met-a, met-b streams, met-rpm + met-verbose
+                   model="m-a") == 3 + 2 + 4  # met-a, met-b streams, met-rpm, met-verbose
     assert m.value("tollgate_upstream_duration_seconds_count", provider="backup",
                    model="m-a") == 1
     assert m.value("tollgate_time_to_first_token_seconds_count", provider="primary",
-                   model="m-a") == 2
+                   model="m-a") == 3
     overhead = m.value("tollgate_gateway_overhead_seconds_sum", endpoint="chat")
     total = m.value("tollgate_request_duration_seconds_sum", endpoint="chat")
     assert 0 < overhead < total
@@ -196,7 +197,7 @@ def test_the_config_revision_is_exported_as_info_and_replaced_on_reload(
 def test_every_decision_line_is_valid_against_the_schema(traffic: Traffic):
     validator = schema_validator()
     lines = decisions(traffic.gateway)
-    assert len(lines) == 12
+    assert len(lines) == 13
     for line in lines:
         validator.validate(line)
 
@@ -244,9 +245,13 @@ def test_decision_lines_explain_failover_and_each_rejection(traffic: Traffic):
 
 def test_bodies_are_logged_only_for_the_key_that_opts_in(traffic: Traffic):
     lines = decisions(traffic.gateway)
-    [verbose] = [line for line in lines if line["key"] == "met-verbose"]
+    verbose, streamed = [line for line in lines if line["key"] == "met-verbose"]
     assert VERBOSE_PROMPT in verbose["request_body"]
     assert f"Echo: {VERBOSE_PROMPT}" in verbose["response_body"]
+    assert verbose["bodies_truncated"] is False
+    assert streamed["stream"] and '"stream":true' in streamed["request_body"]
+    assert streamed["response_body"].startswith("data: {")  # the SSE the client was sent
+    assert "[DONE]" in streamed["response_body"]
     assert all("request_body" not in line for line in lines if line["key"] != "met-verbose")
 
 

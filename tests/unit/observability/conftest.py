@@ -11,13 +11,29 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.unit.pipeline.conftest import NoNetwork
 from tollgate.gateway.config.models import GatewayConfig, StoreSettings
 from tollgate.gateway.pricing import load_catalog
 from tollgate.gateway.runtime import Snapshot, build_snapshot
 from tollgate.gateway.store.base import Store
 from tollgate.gateway.store.embedded import EmbeddedStore
 from tollgate.gateway.store.outbox import Outbox
+from tollgate.gateway.transport import StreamingReply, Timeouts, TransportReply
+
+
+class NoNetwork:
+    """A Transport that fails the test if anything tries to reach a provider."""
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes,
+                   timeouts: Timeouts) -> TransportReply:
+        raise AssertionError(f"unexpected upstream call to {url}")
+
+    async def open_stream(self, url: str, headers: dict[str, str], body: bytes,
+                          timeouts: Timeouts) -> StreamingReply:
+        raise AssertionError(f"unexpected upstream stream to {url}")
+
+    async def aclose(self) -> None:
+        return None
+
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "docs" / "decision-log.schema.json"
 
