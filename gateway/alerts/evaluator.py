@@ -50,7 +50,7 @@ __all__ = ["Evaluator", "detector_settings"]
 
 log = logging.getLogger("tollgate.alerts")
 
-_OVERLAP = 120.0  # seconds of ledger re-read each pass (late writers), deduplicated
+_OVERLAP = 30.0  # seconds of ledger re-read each pass (late writers), deduplicated
 _SPEND_BATCH = 200  # budgets per store.spend() call
 _TOTAL_MARKER_TTL = 400 * 86_400
 
@@ -144,7 +144,7 @@ class Evaluator:
         read = 0
         async for record in store.ledger(since, now):
             read += 1
-            if read % 5000 == 0:
+            if read % 500 == 0:
                 await asyncio.sleep(0)  # a long history load yields to request handling
             at = record.time.timestamp()
             if record.request_id in seen:

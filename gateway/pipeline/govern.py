@@ -160,11 +160,13 @@ async def admit(call: Call) -> None:
     assert key is not None
     now = datetime.now(UTC)
     budgets, rates = checks_for(key, now)
+    if not budgets and not rates:
+        # nothing to hold: no estimate (tokenizing a prompt is the dearest step here)
+        call.hold = Hold(os.urandom(12).hex(), now, budgets, rates, 0, 0, 0, None)
+        return
     amount, tokens, input_tokens = _estimate(call)
     hold = Hold(os.urandom(12).hex(), now, budgets, rates, amount, tokens, input_tokens, None)
     call.hold = hold
-    if not budgets and not rates:
-        return
     started = time.perf_counter()
     try:
         admission = await call.snapshot.store.reserve(ReserveRequest(
