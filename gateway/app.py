@@ -110,17 +110,18 @@ def create_app(config_path: str, *, watch_interval: float = 0.25,
             interval=watch_interval,
         )
         watcher.load()
+        observability = Observability()  # tracing, alert evaluation and delivery
         kube = None
         if cluster is not None:
             from tollgate.gateway.kube.cluster import start_cluster
 
             kube = await start_cluster(cluster, holder, build, config_path, credential_files,
-                                       lambda result: _on_reload(result, holder))
+                                       lambda result: _on_reload(result, holder),
+                                       observability=observability)
         # With the API watch on, it also polls the mounted files (its fallback) itself.
         task = asyncio.create_task(watcher.run() if kube is None else kube.run(),
                                    name="tollgate-config-watcher")
         resilience = Resilience()  # retry budgets and breaker caches outlive config reloads
-        observability = Observability()  # tracing, alert evaluation and delivery
         observability.start(holder)
         _settle_the_heap()
         try:

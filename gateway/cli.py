@@ -126,6 +126,12 @@ def _manifests(args: argparse.Namespace) -> int:
                shared_namespaces=args.credentials_namespace, require_secrets=args.require_secrets)
 
 
+def _import(args: argparse.Namespace) -> int:
+    from tollgate.operator.importer import import_main
+
+    return import_main(args.source, args.file, output=args.output, namespace=args.namespace)
+
+
 def _operator(args: argparse.Namespace) -> int:
     from tollgate.operator.__main__ import run
     from tollgate.operator.options import options_from_args
@@ -206,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--require-secrets", action="store_true",
                          help="a referenced Secret missing from the folder is an error")
         sub.set_defaults(run=_manifests)
+
+    importer = commands.add_parser(
+        "import", help="convert a LiteLLM or Bifrost config to ProviderCredential/VirtualKey "
+                       "manifests (secrets as references); unmapped items go to stderr")
+    importer.add_argument("--from", dest="source", required=True, choices=("litellm", "bifrost"))
+    importer.add_argument("file", help="LiteLLM config.yaml or Bifrost config.json")
+    importer.add_argument("-o", "--output", metavar="DIR", help="folder to write (default stdout)")
+    importer.add_argument("--namespace", default="default", help="namespace of the manifests")
+    importer.set_defaults(run=_import)
     return parser
 
 

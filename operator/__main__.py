@@ -134,6 +134,10 @@ def run(options: OperatorOptions) -> int:
         # kopf logs every handled event, aiohttp every probe, at INFO: keep warnings and up.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if options.metrics_port:
+        from tollgate.operator import metrics
+
+        metrics.serve(options.metrics_port)
     return asyncio.run(_operate(options))
 
 

@@ -543,6 +543,13 @@ class Spend(_Model):
         default=None, alias="reservedUSD", max_length=32,
         description="reservedUSD is held by requests still in flight.",
     )
+    forecast_exhausted_at: str | None = Field(
+        default=None, alias="forecastExhaustedAt", max_length=32,
+        description=(
+            "forecastExhaustedAt is when the budget runs out at the current spend rate (RFC "
+            "3339, whole hours), set only when that is before the period ends."
+        ),
+    )
 
 
 class KeyUsage(_Model):

@@ -60,6 +60,8 @@ class OperatorOptions:
     base: dict[str, Any] = field(default_factory=dict)
     """GatewayConfig sections the operator copies into every render (server, store, ...)."""
     liveness: str | None = None
+    metrics_port: int = 0
+    """Serve Prometheus /metrics on this port; 0: off."""
     verbose: bool = False
 
     @property
@@ -119,6 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(server, store, models, pricing, customers)")
     parser.add_argument("--liveness", metavar="URL",
                         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                        help="serve Prometheus /metrics on this port (default 0: off)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -148,5 +152,6 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         credentials_dir=args.credentials_mount_path,
         base=base,
         liveness=args.liveness,
+        metrics_port=args.metrics_port,
         verbose=args.verbose,
     )

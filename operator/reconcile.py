@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tollgate.operator import kube, tokens
+from tollgate.operator import kube, metrics, tokens
 from tollgate.operator.conditions import (
     ConditionUpdate,
     get_condition,
@@ -239,6 +239,15 @@ def _status_patches(inputs: Inputs, rendered: Rendered, now: datetime) -> list[_
     return patches
 
 
+def _ready_counts(rendered: Rendered, kind: str) -> dict[str, int]:
+    """How many objects of `kind` the render reported Ready True / False."""
+    counts = {"True": 0, "False": 0}
+    for ref, report in rendered.reports.items():
+        if ref.kind == kind:
+            counts["True" if report.ready else "False"] += 1
+    return counts
+
+
 # --- the loop ---------------------------------------------------------------------------------
 
 
@@ -336,7 +345,8 @@ class Reconciler:
                 self._next_resync = loop.time() + self.options.resync_seconds
             await self._debounce()
             try:
-                await self.reconcile_once()
+                with metrics.reconcile_pass():
+                    await self.reconcile_once()
                 failures = 0
             except (kube.ApiError, OSError) as exc:
                 failures += 1
@@ -379,6 +389,8 @@ class Reconciler:
             return
         rendered, desired = await asyncio.to_thread(self._render, inputs)
         changed = await self._write_config(desired)
+        metrics.objects_written(changed)
+        metrics.served_revision(rendered.revision)
         self._served = {(r.obj.namespace, r.obj.name) for r in rendered.reports.values()
                         if r.obj.kind == "VirtualKey" and r.rendered}
         self._written_event.set()  # wake everyone waiting in released()
@@ -390,6 +402,8 @@ class Reconciler:
                         len(rendered.config["virtualKeys"]), len(rendered.config["providers"]))
         self.revision = rendered.revision
         await self._statuses(inputs, rendered)
+        metrics.resources("VirtualKey", _ready_counts(rendered, "VirtualKey"))
+        metrics.resources("ProviderCredential", _ready_counts(rendered, "ProviderCredential"))
 
     def _render(self, inputs: Inputs) -> tuple[Rendered, list[_Desired]]:
         """Render and shard, unless the input is what the last render saw (runs in a worker

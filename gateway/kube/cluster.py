@@ -47,8 +47,9 @@ class GatewayCluster:
     def __init__(self, options: ClusterOptions, holder: ConfigHolder[Snapshot],
                  build: Callable[[GatewayConfig, str], Snapshot], *, fallback_path: str,
                  watched_files: Callable[[GatewayConfig], list[str]],
-                 on_result: Callable[[str], None]) -> None:
+                 on_result: Callable[[str], None], observability: Any = None) -> None:
         self.options = options
+        self._observability = observability
         self.holder = holder
         self.identity = options.replica_identity()
         self._build = build
@@ -93,7 +94,8 @@ class GatewayCluster:
                 options.lease_seconds), logger=logging.getLogger("tollgate.status"))
             self.publisher = StatusPublisher(self.client, self.holder, self.elector,
                                              self.roster, served,
-                                             interval=options.status_interval)
+                                             interval=options.status_interval,
+                                             observability=self._observability)
         log.info("watching ConfigMaps %s/%s (label tollgate.dev/config=%s)%s as %s",
                  options.namespace, options.config_name, options.config_name,
                  "" if self.publisher is None else
@@ -136,10 +138,13 @@ class GatewayCluster:
 async def start_cluster(options: ClusterOptions, holder: ConfigHolder[Snapshot],
                         build: Callable[[GatewayConfig, str], Snapshot], config_path: str,
                         watched_files: Callable[[GatewayConfig], list[str]],
-                        on_result: Callable[[str], None]) -> GatewayCluster | None:
-    """A started GatewayCluster, or None (no credentials: the file watcher stays in charge)."""
+                        on_result: Callable[[str], None], *,
+                        observability: Any = None) -> GatewayCluster | None:
+    """A started GatewayCluster, or None (no credentials: the file watcher stays in charge).
+    `observability` (the lifespan's Observability) feeds `SpendAnomaly` and the forecast."""
     cluster = GatewayCluster(options, holder, build, fallback_path=config_path,
-                             watched_files=watched_files, on_result=on_result)
+                             watched_files=watched_files, on_result=on_result,
+                             observability=observability)
     if await cluster.start():
         return cluster
     await cluster.aclose()

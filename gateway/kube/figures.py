@@ -2,8 +2,8 @@
 
 Conditions are merged with metav1.Condition semantics, as the operator does
 (operator/conditions.py; the gateway may not import the operator, so the ten lines are
-repeated here): merged by `type`, every other condition (the operator's `Ready`, `SpendAnomaly`)
-kept as it is, and `lastTransitionTime` moved only when `status` flips.
+repeated here): merged by `type`, every other condition (the operator's `Ready`) kept as it
+is, and `lastTransitionTime` moved only when `status` flips.
 
 Messages stay the same while the facts they state do (no amounts, no counts), so a condition
 is rewritten only when something a reader cares about changes.
@@ -25,6 +25,7 @@ from tollgate.gateway.store.base import BudgetCheck, BudgetFigures, RateFigures
 __all__ = [
     "GATEWAY_CONDITIONS",
     "Want",
+    "anomaly_want",
     "budget_want",
     "degraded_want",
     "format_time",
@@ -36,7 +37,8 @@ __all__ = [
     "split_key_id",
 ]
 
-GATEWAY_CONDITIONS = ("BudgetExceeded", "RateLimited", "Degraded", "ConfigInForce")
+GATEWAY_CONDITIONS = ("BudgetExceeded", "RateLimited", "Degraded", "SpendAnomaly",
+                      "ConfigInForce")
 """The condition types the gateway owns; all others belong to the operator."""
 
 MESSAGE_MAX = 32768
@@ -114,14 +116,33 @@ def merge_conditions(conditions: Sequence[Mapping[str, Any]] | None,
 # --- spend and budgets ----------------------------------------------------------------------
 
 
-def spend_status(figures: BudgetFigures) -> dict[str, str]:
-    """`status.spend` from the key's own budget figures (decimal strings, as the CRD says)."""
-    return {
+def spend_status(figures: BudgetFigures,
+                 exhausts_at: datetime | None = None) -> dict[str, str]:
+    """`status.spend` from the key's own budget figures (decimal strings, as the CRD says);
+    `exhausts_at`: when the forecast says the budget runs out before its period ends."""
+    spend = {
         "period": figures.period_id,
         "spentUSD": format_usd(figures.spent_micros),
         "remainingUSD": format_usd(figures.remaining_micros),
         "reservedUSD": format_usd(figures.reserved_micros),
     }
+    if exhausts_at is not None:
+        # Whole hours: the date moves with every request otherwise, rewriting the status.
+        spend["forecastExhaustedAt"] = format_time(exhausts_at.replace(minute=0, second=0,
+                                                                       microsecond=0))
+    return spend
+
+
+def anomaly_want(scopes: Iterable[str], anomalies: Mapping[str, Any]) -> Want:
+    """SpendAnomaly: True while the anomaly detector flags the key's or its customer's spend
+    (`scopes`: `key:<id>`, `customer:<id>`; `anomalies`: the detector's active spikes)."""
+    flagged = [scope for scope in scopes if scope in anomalies]
+    if not flagged:
+        return Want("False", "NormalSpend", "Spend is within its usual range.")
+    whose = " and ".join("customer " + s.partition(":")[2] if s.startswith("customer:")
+                         else "the key" for s in flagged)
+    return Want("True", "SpendSpike",
+                f"Spend of {whose} is well above its usual rate (anomaly detector).")
 
 
 def _whose(scope: str) -> str:

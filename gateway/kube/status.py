@@ -14,6 +14,9 @@ only the keys where that changed since it last wrote them:
   leader adds what it served to the figures it found when it took over, so the counts cover
   what the publishing replicas served (all of it with one replica; with several, a lower
   bound). `lastUsedAt` is as precise as the interval.
+- `SpendAnomaly` (the anomaly detector flags the key's or its customer's spend now) and
+  `status.spend.forecastExhaustedAt` (the key's own budget runs out before its period ends at
+  the current rate), from the lifespan's Observability when the publisher is given one;
 - `ConfigInForce` and `servedConfigRevision`, from the replica roster (roster.py): True when
   every live replica serves this key's current entry.
 
@@ -54,6 +57,7 @@ from tollgate.gateway.kube.client import (
 )
 from tollgate.gateway.kube.figures import (
     Want,
+    anomaly_want,
     budget_want,
     degraded_want,
     format_time,
@@ -74,6 +78,7 @@ from tollgate.gateway.store.base import (
     RateCheck,
     RateFigures,
     StoreUnavailable,
+    customer_scope,
     key_scope,
 )
 
@@ -144,7 +149,7 @@ class StatusPublisher:
     def __init__(self, client: KubeClient, holder: ConfigHolder[Snapshot],
                  elector: LeaderElector, roster: Roster | None, served: RevisionLog, *,
                  interval: float = 15.0, parallel: int = 8, max_writes: int = 2000,
-                 degraded_window: float | None = None) -> None:
+                 degraded_window: float | None = None, observability: Any = None) -> None:
         self.client = client
         self.holder = holder
         self.elector = elector
@@ -154,6 +159,10 @@ class StatusPublisher:
         self.parallel = parallel
         self.max_writes = max_writes
         self.degraded_window = degraded_window or max(60.0, 4 * interval)
+        self.observability = observability
+        """The lifespan's Observability (spend_anomalies(), forecast()); None: neither."""
+        self._anomalies: dict[str, Any] = {}
+        self._now = datetime.now(UTC)
         self._activity: dict[str, _Activity] = {}
         self._counts: dict[str, _Count] = {}
         self._published: dict[str, _Desired] = {}
@@ -274,9 +283,15 @@ class StatusPublisher:
                   for key_id, policy, _ in targets}
         await self._read_store(snapshot, checks, now)
         replicas = await self._replicas()
+        self._now = now
+        self._anomalies = self.observability.spend_anomalies() \
+            if self.observability is not None else {}
         desired: dict[str, _Desired] = {}
-        for index, (key_id, _, _) in enumerate(targets):
-            desired[key_id] = self._desire(key_id, checks[key_id][0], replicas)
+        for index, (key_id, policy, _) in enumerate(targets):
+            customer = getattr(policy, "customer", None)
+            scopes = (key_scope(key_id),) + ((customer_scope(customer.id),)
+                                              if customer is not None else ())
+            desired[key_id] = self._desire(key_id, checks[key_id][0], replicas, scopes)
             if index % _YIELD_EVERY == _YIELD_EVERY - 1:
                 await asyncio.sleep(0)
         changed = [(key_id, ref) for key_id, _, ref in targets
@@ -323,15 +338,17 @@ class StatusPublisher:
             return None
 
     def _desire(self, key_id: str, budgets: tuple[BudgetCheck, ...],
-                replicas: list[Replica] | None) -> _Desired:
+                replicas: list[Replica] | None, scopes: tuple[str, ...] = ()) -> _Desired:
         wants: list[tuple[str, Want]] = []
         spend: dict[str, str] | None = None
         view = self._store_view.get(key_id)
         if view is not None:
             pairs, windows = view
-            figures = next((f for b, f in pairs if b.scope == key_scope(key_id)), None)
-            spend = spend_status(figures) if figures is not None else None
+            own = next(((b, f) for b, f in pairs if b.scope == key_scope(key_id)), None)
+            spend = spend_status(own[1], self._exhausts_at(*own)) if own is not None else None
             wants += [("BudgetExceeded", budget_want(pairs)), ("RateLimited", rate_want(windows))]
+        if self.observability is not None:
+            wants.append(("SpendAnomaly", anomaly_want(scopes, self._anomalies)))
         activity = self._activity.get(key_id) or _Activity()
         failed = sum(f for _, _, f in activity.recent)
         succeeded = sum(s for _, s, _ in activity.recent)
@@ -352,6 +369,15 @@ class StatusPublisher:
         else:
             known = True
         return _Desired(spend, known, period, mine, activity.last_used, tuple(wants), forced)
+
+    def _exhausts_at(self, check: BudgetCheck, figures: BudgetFigures) -> datetime | None:
+        """When the forecast says the key's own budget runs out before its period ends."""
+        if self.observability is None:
+            return None
+        forecast = self.observability.forecast(check, figures, self._now)
+        if forecast is None or not forecast.flagged or forecast.exhausted:
+            return None
+        return forecast.exhausts_at
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -89,7 +89,8 @@ def test_network_policies_isolate_the_pods() -> None:
                 for p in rendered.of("NetworkPolicy")}
     assert set(policies) == {"gateway", "operator"}
     assert policies["operator"]["policyTypes"] == ["Ingress"]
-    assert "ingress" not in policies["operator"]  # nothing may connect to the operator
+    # Nothing may connect to the operator but Prometheus, on its metrics port.
+    assert policies["operator"]["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
     (rule,) = policies["gateway"]["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {"tollgate.dev/client": "true"}
@@ -146,4 +147,18 @@ def test_the_servicemonitor_scrapes_the_gateway_service() -> None:
     assert selector.items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+def test_the_podmonitor_scrapes_the_operators_metrics_port() -> None:
+    rendered = render("all-features.yaml")
+    monitor = rendered.one("PodMonitor", "-operator")
+    operator = rendered.one("Deployment", "-operator")
+    pod = operator["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (container,) = pod["spec"]["containers"]
+    port = next(p for p in container["ports"] if p["name"] == "metrics")
+    args = container["args"]
+    assert args[args.index("--metrics-port") + 1] == str(port["containerPort"])
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
