@@ -188,7 +188,7 @@ def upstream_requests(upstream_url: str) -> int:
 
 
 def gateway_config(upstream_url: str, token: str, model: str, workdir: Path,
-                   with_limits: bool = False) -> dict[str, object]:
+                   with_limits: bool = False, store_url: str | None = None) -> dict[str, object]:
     """One `openai-compatible` provider pointing at the fake, one priced model, one key
     (`with_limits`: the key gets a budget and a rate limit too large to bite, so the governed
     path — store reservation and settlement — is measured as well)."""
@@ -203,7 +203,7 @@ def gateway_config(upstream_url: str, token: str, model: str, workdir: Path,
     return {
         "apiVersion": "tollgate.dev/v1alpha1",
         "kind": "GatewayConfig",
-        "store": {"path": str(workdir / "state.db")},
+        "store": {"url": store_url} if store_url else {"path": str(workdir / "state.db")},
         "providers": [{
             "name": "fake",
             "type": "openai-compatible",
@@ -220,10 +220,11 @@ def gateway_config(upstream_url: str, token: str, model: str, workdir: Path,
 
 
 def start_gateway(pinning: Pinning, workdir: Path, upstream_url: str, token: str,
-                  model: str, with_limits: bool = False) -> tuple[Proc, str]:
+                  model: str, with_limits: bool = False,
+                  store_url: str | None = None) -> tuple[Proc, str]:
     """`python -m tollgate.gateway gateway …` pinned to the gateway CPU; returns it and its URL."""
     config_path = workdir / "tollgate.yaml"
-    document = gateway_config(upstream_url, token, model, workdir, with_limits)
+    document = gateway_config(upstream_url, token, model, workdir, with_limits, store_url)
     config_path.write_text(yaml.safe_dump(document, sort_keys=False))
     port = free_port()
     log_path = workdir / "gateway.log"

@@ -170,7 +170,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                      f"{upstream_url}/v1")
             else:
                 gateway, gateway_url = start_gateway(pinning, workdir, upstream_url, token, model,
-                                                     with_limits=args.with_limits)
+                                                     with_limits=args.with_limits,
+                                                     store_url=args.store_url)
                 procs.append(gateway)
                 gateway_pid = gateway.pid
                 _log(f"gateway on {gateway_url} (pid {gateway.pid})")
@@ -194,7 +195,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "pinning": {"gateway_cpu": pinning.gateway_cpu, "load_cpu": pinning.load_cpu},
         "settings": {k: getattr(args, k) for k in (
             "rounds", "duration", "rate", "rate_duration", "stream_requests", "connections",
-            "warmup", "first_event_gap_ms", "with_limits", "nice", "prompt_chars")},
+            "warmup", "first_event_gap_ms", "with_limits", "nice", "prompt_chars",
+            "store_url")},
         "gateway": ("peer " + args.gateway_url if args.gateway_url else
                     "tollgate (this repo)" + (", key with budget + rate limit"
                                               if args.with_limits else ", key without limits")),
@@ -512,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--with-limits", action="store_true",
                         help="give the virtual key a (never reached) budget and rate limit, to "
                              "measure the governed path as well as the core path")
+    parser.add_argument("--store-url", default=None,
+                        help="the gateway's store.url (e.g. redis://127.0.0.1:6379/0) instead "
+                             "of the embedded store; start that Redis yourself")
     parser.add_argument("--no-pin", action="store_true", help="do not pin CPUs with taskset")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="first wait up to this long for other processes to go quiet "
