@@ -29,6 +29,7 @@ from tollgate.gateway.kube.client import (
     connection_from_environment,
 )
 from tollgate.gateway.kube.configmaps import ConfigMapSource
+from tollgate.gateway.kube.events import EventSink
 from tollgate.gateway.kube.lease import LeaderElector, LeaseConfig
 from tollgate.gateway.kube.options import ClusterOptions
 from tollgate.gateway.kube.revisions import RevisionLog
@@ -85,6 +86,9 @@ class GatewayCluster:
             log.warning("cannot list the config ConfigMaps yet (%s); serving the mounted "
                         "config until the watch connects", exc or "timed out")
         self.source.check_files()  # note the served revision (file or API) right away
+        if self._observability is not None:
+            # Alerts on a VirtualKey's key also become Events on it (`kubectl describe`).
+            self._observability.add_sink(EventSink(self.client, instance=self.identity))
         if options.status_interval > 0:
             self.roster = Roster(self.client, options.namespace,
                                  f"{options.config_name}-replicas", self.identity,

@@ -63,6 +63,7 @@ GATEWAY_CALLS = (
     Call("coordination.k8s.io", "leases", ("get", "create", "update"), "target",
          why="one status publisher at a time"),
     Call("tollgate.dev", "virtualkeys/status", ("patch",), "watched", why="spend and conditions"),
+    Call("", "events", ("create",), "watched", why="kube/events.py: an Event per key alert"),
 )
 
 Grant = tuple[str, str, str, str]  # (namespace or "*", apiGroup, resource, verb)
