@@ -31,15 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer, Recorder, RejectionLog, hang_up, serving
 
 __all__ = [
     "API_VERSION",
@@ -163,44 +162,24 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-class FakeAnthropic:
-    """The fake server. Start it with `running_fake_anthropic()`; share it, `reset()` per test."""
+class FakeAnthropic(Recorder, RejectionLog, LoopbackServer):
+    """The fake server. Start it with `running_fake_anthropic()`; share it, `reset()` per test.
+    Its `base_url` is the API root (Anthropic's base URL has no /v1)."""
+
+    name = "fake-anthropic"
+    label = "fake Anthropic"
+    state_type = _State
+    fault_type = Fault
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.port = 0
-        self._lock = threading.Lock()
-        self._state = _State()
+        super().__init__(host)
         self._counter = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     # --- what tests use ---------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """The API root (Anthropic's base URL has no /v1)."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._state.requests)
-
-    @property
-    def rejections(self) -> list[str]:
-        """Why requests were refused as malformed (empty when the gateway sent valid bodies)."""
-        with self._lock:
-            return list(self._state.rejections)
 
     def fail(self, model: str, fault: Fault) -> None:
         with self._lock:
             self._state.by_model[model] = fault
-
-    def script(self, *faults: Fault | None) -> None:
-        with self._lock:
-            self._state.script.extend(fault or Fault() for fault in faults)
 
     def set_usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
                   cache_read: int = 0, cache_creation: int = 0, cache_creation_1h: int = 0,
@@ -230,61 +209,11 @@ class FakeAnthropic:
         with self._lock:
             self._state.expected_key = key
 
-    def reset(self) -> None:
-        with self._lock:
-            self._state = _State()
+    # --- server -----------------------------------------------------------------------------
 
-    # --- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._setup())
-            except BaseException as exc:  # handed to the starting thread
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout=10):
-            raise TimeoutError("the fake Anthropic server did not start within 10 s")
-        if failure:
-            raise failure[0]
-
-    async def _setup(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                                     shutdown_timeout=0.5)
-        await self._runner.setup()
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, 0))
-        self.port = int(listener.getsockname()[1])
-        await web.SockSite(self._runner, listener).start()
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._runner is not None:
-            cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
-            cleanup.result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        self._loop = self._thread = None
 
     # --- verification -----------------------------------------------------------------------
 
@@ -419,7 +348,7 @@ class FakeAnthropic:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.drop:
-                await self._hang_up(request)
+                await hang_up(request)
             if fault.status is not None:
                 headers = {"retry-after": fault.retry_after} if fault.retry_after else None
                 default = "Overloaded" if fault.status == 529 else \
@@ -440,13 +369,6 @@ class FakeAnthropic:
                 state.rejections.append(problem)
             return self._error(400, problem)
         return None
-
-    @staticmethod
-    async def _hang_up(request: web.Request) -> None:
-        transport = request.transport
-        if transport is not None:
-            transport.close()
-        raise asyncio.CancelledError
 
     def _next_id(self, prefix: str) -> str:
         with self._lock:
@@ -571,7 +493,7 @@ class FakeAnthropic:
             events = events[:-1]
         for sent, (name, data) in enumerate(events):
             if fault.break_after is not None and sent >= fault.break_after:
-                await self._hang_up(request)
+                await hang_up(request)
             if fault.error_after is not None and sent >= fault.error_after:
                 error = {"type": "error", "error": {"type": "overloaded_error",
                                                     "message": "Overloaded"}}
@@ -584,12 +506,6 @@ class FakeAnthropic:
         return response
 
 
-@contextmanager
-def running_fake_anthropic() -> Iterator[FakeAnthropic]:
+def running_fake_anthropic() -> AbstractContextManager[FakeAnthropic]:
     """Start a fake on a free loopback port; stop it on exit."""
-    fake = FakeAnthropic()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    return serving(FakeAnthropic())

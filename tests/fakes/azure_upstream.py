@@ -12,12 +12,11 @@ bodies. Everything else (replies, usage, faults, recorded requests) is the OpenA
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from aiohttp import web
 
+from tests.fakes.loopback import serving
 from tests.fakes.openai_upstream import FakeOpenAI
 
 __all__ = ["FakeAzureOpenAI", "running_fake_azure"]
@@ -37,18 +36,9 @@ class FakeAzureOpenAI(FakeOpenAI):
         """The resource endpoint (what Azure calls the base URL: no /v1)."""
         return f"http://{self.host}:{self.port}"
 
-    async def _setup(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._azure_chat)
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure_embed)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                                     shutdown_timeout=0.5)
-        await self._runner.setup()
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, 0))
-        self.port = int(listener.getsockname()[1])
-        await web.SockSite(self._runner, listener).start()
 
     def _azure_error(self, status: int, code: str, message: str) -> web.Response:
         return web.json_response({"error": {"code": code, "message": message}}, status=status)
@@ -76,11 +66,5 @@ class FakeAzureOpenAI(FakeOpenAI):
         return self._refusal(request) or await self._embeddings(request)
 
 
-@contextmanager
-def running_fake_azure(**options: object) -> Iterator[FakeAzureOpenAI]:
-    fake = FakeAzureOpenAI(**options)  # type: ignore[arg-type]
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+def running_fake_azure(**options: object) -> AbstractContextManager[FakeAzureOpenAI]:
+    return serving(FakeAzureOpenAI(**options))  # type: ignore[arg-type]

@@ -40,10 +40,8 @@ import binascii
 import hmac
 import json
 import struct
-import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -54,7 +52,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.fakes.loopback import LoopbackServer, hang_up
+from tests.fakes.loopback import LoopbackServer, Recorder, RejectionLog, hang_up, serving
 
 __all__ = [
     "AccessKey",
@@ -162,30 +160,16 @@ def _words(texts: list[str]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-class FakeBedrock(LoopbackServer):
+class FakeBedrock(Recorder, RejectionLog, LoopbackServer):
     name = "fake-bedrock"
+    state_type = _State
+    fault_type = Fault
 
     def __init__(self, key: AccessKey | None = None) -> None:
         super().__init__()
         self.key = key or AccessKey()
-        self._lock = threading.Lock()
-        self._state = _State()
 
     # --- what tests use ---------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._state.requests)
-
-    @property
-    def rejections(self) -> list[str]:
-        with self._lock:
-            return list(self._state.rejections)
-
-    def script(self, *faults: Fault | None) -> None:
-        with self._lock:
-            self._state.script.extend(fault or Fault() for fault in faults)
 
     def set_usage(self, *, input_tokens: int, output_tokens: int, cache_read: int = 0,
                   cache_write: int = 0, cache_write_1h: int = 0) -> None:
@@ -201,10 +185,6 @@ class FakeBedrock(LoopbackServer):
     def reply_with_reasoning(self) -> None:
         with self._lock:
             self._state.reasoning = True
-
-    def reset(self) -> None:
-        with self._lock:
-            self._state = _State()
 
     # --- server -----------------------------------------------------------------------------
 
@@ -522,11 +502,5 @@ class FakeBedrock(LoopbackServer):
                                                        "embedding model")
 
 
-@contextmanager
-def running_fake_bedrock(key: AccessKey | None = None) -> Iterator[FakeBedrock]:
-    fake = FakeBedrock(key)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+def running_fake_bedrock(key: AccessKey | None = None) -> AbstractContextManager[FakeBedrock]:
+    return serving(FakeBedrock(key))

@@ -27,16 +27,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer, Recorder, hang_up, serving
 
 __all__ = [
     "Fault",
@@ -199,32 +198,24 @@ class _State:
     abandoned_streams: int = 0
 
 
-class FakeOpenAI:
+class FakeOpenAI(Recorder, LoopbackServer):
     """The fake server. Start it with `running_fake_openai()`; share it, `reset()` per test."""
 
+    name = "fake-openai"
+    label = "fake OpenAI"
+    state_type = _State
+    fault_type = Fault
     model_ids = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.port = 0
-        self._lock = threading.Lock()
-        self._state = _State()
+        super().__init__(host)
         self._counter = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
 
     # --- what tests use ---------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received since the last reset, oldest first (a copy)."""
-        with self._lock:
-            return list(self._state.requests)
 
     @property
     def abandoned_streams(self) -> int:
@@ -239,11 +230,6 @@ class FakeOpenAI:
         """Every request for `model` misbehaves this way until reset."""
         with self._lock:
             self._state.by_model[model] = fault
-
-    def script(self, *faults: Fault | None) -> None:
-        """The next requests, in order, take these faults (None: answer normally)."""
-        with self._lock:
-            self._state.script.extend(fault or Fault() for fault in faults)
 
     def set_usage(self, *, prompt_tokens: int | None = None,
                   completion_tokens: int | None = None, cached_tokens: int = 0,
@@ -273,64 +259,12 @@ class FakeOpenAI:
         with self._lock:
             self._state.expected_key = key
 
-    def reset(self) -> None:
-        with self._lock:
-            self._state = _State()
+    # --- server -----------------------------------------------------------------------------
 
-    # --- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._setup())
-            except BaseException as exc:  # handed to the starting thread
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout=10):
-            raise TimeoutError("the fake OpenAI server did not start within 10 s")
-        if failure:
-            raise failure[0]
-
-    async def _setup(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
-        # handler_cancellation: when the gateway gives up on a request (timeout, client gone),
-        # the handler is cancelled instead of sleeping on; shutdown never waits on a stream.
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
-                                     shutdown_timeout=0.5)
-        await self._runner.setup()
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, 0))
-        self.port = int(listener.getsockname()[1])
-        await web.SockSite(self._runner, listener).start()
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._runner is not None:
-            cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
-            cleanup.result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        self._loop = self._thread = None
 
     # --- request handling -------------------------------------------------------------------
 
@@ -379,7 +313,7 @@ class FakeOpenAI:
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.drop:
-            await self._hang_up(request)
+            await hang_up(request)
         if fault.status is not None:
             headers = {"retry-after": fault.retry_after} if fault.retry_after else None
             message = fault.message or f"The fake upstream answered HTTP {fault.status}."
@@ -389,14 +323,6 @@ class FakeOpenAI:
             return web.Response(body=b"<html>502 Bad Gateway</html>",
                                 content_type="application/json")
         return None
-
-    @staticmethod
-    async def _hang_up(request: web.Request) -> None:
-        """Close the socket now (after what was written is flushed) and end the handler."""
-        transport = request.transport
-        if transport is not None:
-            transport.close()
-        raise asyncio.CancelledError
 
     def _usage(self, state: _State, prompt: int, completion: int) -> dict[str, Any]:
         if state.raw_usage is not None:
@@ -483,7 +409,7 @@ class FakeOpenAI:
         response.enable_chunked_encoding()
         await response.prepare(request)
         if fault.fail_before_first_chunk:
-            await self._hang_up(request)
+            await hang_up(request)
         if fault.first_chunk_delay:
             await asyncio.sleep(fault.first_chunk_delay)
         created = int(time.time())
@@ -523,13 +449,13 @@ class FakeOpenAI:
             for sent, event in enumerate(events):
                 if fault.break_after is not None and sent >= fault.break_after:
                     finished = True
-                    await self._hang_up(request)
+                    await hang_up(request)
                 if sent and fault.event_interval:
                     await asyncio.sleep(fault.event_interval)
                 await response.write(b"data: " + _dumps(event, state.spaced_json) + b"\n\n")
             finished = True
             if fault.break_after is not None:
-                await self._hang_up(request)
+                await hang_up(request)
             if not fault.omit_done:
                 await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
@@ -576,12 +502,6 @@ class FakeOpenAI:
                             content_type="application/json")
 
 
-@contextmanager
-def running_fake_openai() -> Iterator[FakeOpenAI]:
+def running_fake_openai() -> AbstractContextManager[FakeOpenAI]:
     """Start a fake on a free loopback port; stop it on exit."""
-    fake = FakeOpenAI()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+    return serving(FakeOpenAI())

@@ -30,11 +30,9 @@ Faults: a FIFO `script(...)` of `Fault`s, each taken by the next model call.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -44,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
 
-from tests.fakes.loopback import LoopbackServer, hang_up
+from tests.fakes.loopback import LoopbackServer, Recorder, RejectionLog, hang_up, serving
 
 __all__ = ["FakeVertex", "Fault", "RecordedRequest", "running_fake_vertex",
            "service_account_info"]
@@ -126,15 +124,15 @@ def _text_of(parts: Any) -> str:
     return " ".join(texts)
 
 
-class FakeVertex(LoopbackServer):
+class FakeVertex(Recorder, RejectionLog, LoopbackServer):
     name = "fake-vertex"
+    state_type = _State
+    fault_type = Fault
 
     def __init__(self, token_lifetime: int = 3600) -> None:
         super().__init__()
         self.private_key, self._public_key = _key_pair()
         self.token_lifetime = token_lifetime
-        self._lock = threading.Lock()
-        self._state = _State()
         self._tokens: dict[str, float] = {}  # token → expiry (time.time())
         self._minted = 0
 
@@ -151,20 +149,6 @@ class FakeVertex(LoopbackServer):
     def tokens_minted(self) -> int:
         with self._lock:
             return self._minted
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._state.requests)
-
-    @property
-    def rejections(self) -> list[str]:
-        with self._lock:
-            return list(self._state.rejections)
-
-    def script(self, *faults: Fault | None) -> None:
-        with self._lock:
-            self._state.script.extend(fault or Fault() for fault in faults)
 
     def set_usage(self, *, prompt: int, candidates: int | None, thoughts: int = 0,
                   cached: int = 0, tool_prompt: int = 0) -> None:
@@ -183,10 +167,6 @@ class FakeVertex(LoopbackServer):
         """Every issued token stops working (as if an hour had passed)."""
         with self._lock:
             self._tokens = {token: 0.0 for token in self._tokens}
-
-    def reset(self) -> None:
-        with self._lock:
-            self._state = _State()
 
     # --- server -----------------------------------------------------------------------------
 
@@ -440,11 +420,5 @@ class FakeVertex(LoopbackServer):
         return response
 
 
-@contextmanager
-def running_fake_vertex(token_lifetime: int = 3600) -> Iterator[FakeVertex]:
-    fake = FakeVertex(token_lifetime)
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
+def running_fake_vertex(token_lifetime: int = 3600) -> AbstractContextManager[FakeVertex]:
+    return serving(FakeVertex(token_lifetime))

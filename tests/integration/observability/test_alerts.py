@@ -84,20 +84,25 @@ def test_each_threshold_reaches_each_webhook_once_across_two_replicas(
         one.stop()
         two.stop()
 
+    # The two injected 503s land on whichever deliveries reach the receiver first, and a retry
+    # may arrive after later alerts: compare per threshold, not by arrival order.
     json_bodies = [r.json() for r in receiver.received(json_path)]
-    assert len(json_bodies) == 4  # 3 alerts + 1 retried delivery
-    assert json_bodies[0] == json_bodies[1]  # the retry of the failed delivery
-    sent = json_bodies[1:]
-    assert [a["details"]["thresholdPercent"] for a in sent] == [50, 80, 100]
+    slack_texts = [r.json()["text"] for r in receiver.received(slack_path)]
+    assert len(json_bodies) + len(slack_texts) == 3 + 3 + 2  # 3 alerts each + 2 retries
+    by_threshold: dict[int, list[dict[str, object]]] = {}
+    for alert in json_bodies:
+        by_threshold.setdefault(alert["details"]["thresholdPercent"], []).append(alert)
+    assert sorted(by_threshold) == [50, 80, 100]
+    for copies in by_threshold.values():
+        assert all(copy == copies[0] for copy in copies)  # a retry resends the same alert
+    sent = [by_threshold[t][0] for t in (50, 80, 100)]
     assert [a["severity"] for a in sent] == ["info", "warning", "critical"]
     assert all(a["version"] == "tollgate.dev/alert/v1" and a["kind"] == "budget_threshold"
                and a["keyId"] == "al-key" and a["customerId"] == "alco"
                and a["period"] == sent[0]["period"] for a in sent)
     assert [a["dedupKey"].rsplit("/", 1)[-1] for a in sent] == ["50", "80", "100"]
-    slack_texts = [r.json()["text"] for r in receiver.received(slack_path)]
-    assert len(slack_texts) == 4 and slack_texts[0] == slack_texts[1]
-    assert ["crossing 50%" in slack_texts[1], "crossing 80%" in slack_texts[2],
-            "crossing 100%" in slack_texts[3]] == [True] * 3
+    for threshold in (50, 80, 100):
+        assert 1 <= sum(f"crossing {threshold}%" in text for text in slack_texts) <= 3
     everything = b"".join(r.body for r in receiver.received())
     assert PROMPT.encode() not in everything and TOKEN.encode() not in everything
     for gateway in (one, two):
