@@ -8,6 +8,13 @@ A key with no limits skips admission but is still settled, so the ledger has eve
 When the store is unreachable the key's `onStoreUnavailable` decides: `deny` answers 503;
 `allow` serves without a hold and queues the ending in the Outbox, which writes it back when
 the store returns (settle is idempotent by hold id, so nothing is counted twice).
+
+Budgets stay enforced through an outage from what this process last knew: every successful
+reservation leaves its budget figures in the Outbox (per scope and period, bounded), and an
+`allow` key is refused with `budget_exceeded` while, for any of its budgets with last-known
+figures, last-known spent + reserved + the spend queued in the Outbox + this request's hold
+would exceed the limit. Budgets this process has no figures for (or a new period) are not
+checked; rate limits are not enforced while the store is away.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from tollgate.gateway.runtime import KeyPolicy
 from tollgate.gateway.store.base import (
     Admission,
     BudgetCheck,
+    BudgetFigures,
     LedgerRecord,
     RateCheck,
     Release,
@@ -180,6 +188,11 @@ async def admit(call: Call) -> None:
                 "(state store unreachable) and the key's policy is to refuse; retry shortly",
                 headers={"retry-after": "5"},
             ) from exc
+        local = _local_rejection(call, budgets, amount)
+        if local is not None:
+            call.hold = None
+            call.rejection = local
+            raise _rejection(call, local) from exc
         hold.local = True
         log.warning("store unreachable; admitting on the key's `allow` policy",
                     extra={"event": "store_unavailable", "request_id": call.request_id,
@@ -191,6 +204,26 @@ async def admit(call: Call) -> None:
         call.rejection = admission
         raise _rejection(call, admission)
     hold.admission = admission
+    for figures in admission.budgets:
+        call.snapshot.outbox.remember(figures)
+
+
+def _local_rejection(call: Call, budgets: tuple[BudgetCheck, ...],
+                     amount: int) -> Admission | None:
+    """With the store away: the refusal the last-known figures plus the queued spend call for,
+    or None when every budget (with figures) still has room for `amount`."""
+    outbox = call.snapshot.outbox
+    for check in budgets:
+        known = outbox.last_known(check.scope, check.period_id)
+        if known is None:
+            continue
+        spent = known.spent_micros + outbox.pending_micros(check.scope, check.period_id)
+        if spent + known.reserved_micros + amount > check.limit_micros:
+            figures = BudgetFigures(check.scope, check.period_id, check.limit_micros, spent,
+                                    known.reserved_micros)
+            return Admission(False, reason="budget_exceeded", failed_scope=check.scope,
+                             budgets=(figures,))
+    return None
 
 
 def _ledger(call: Call) -> LedgerRecord:

@@ -7,7 +7,10 @@ Settlement that did reach the store before the error surfaced (reply lost) is no
 twice, and a Settlement with no hold in the store just adds its spend.
 
 `pending_micros(scope, period_id)` is the spend waiting here, so the pipeline can keep
-accounting locally while the store is away (last known spend + pending).
+accounting locally while the store is away (last known spend + pending). The last known
+figures are kept here too: `remember` stores the BudgetFigures of each successful reservation
+per (scope, period id), bounded (`max_known`, least recently seen dropped first), and
+`last_known` returns them.
 
 The outbox lives in process memory: a process that dies during an outage loses what it held.
 It is bounded (`max_items`); when full the oldest entry is dropped and counted in `dropped`.
@@ -17,9 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 
-from tollgate.gateway.store.base import Release, Settlement, Store, StoreUnavailable
+from tollgate.gateway.store.base import (
+    BudgetFigures,
+    Release,
+    Settlement,
+    Store,
+    StoreUnavailable,
+)
 
 __all__ = ["Outbox"]
 
@@ -29,8 +38,10 @@ Ending = Settlement | Release
 
 
 class Outbox:
-    def __init__(self, max_items: int = 100_000) -> None:
+    def __init__(self, max_items: int = 100_000, max_known: int = 10_000) -> None:
         self.max_items = max_items
+        self.max_known = max_known
+        self._known: OrderedDict[tuple[str, str], BudgetFigures] = OrderedDict()
         self.dropped = 0
         self._items: deque[Ending] = deque()
         self._pending: dict[tuple[str, str], int] = {}
@@ -53,6 +64,18 @@ class Outbox:
     def pending_micros(self, scope: str, period_id: str) -> int:
         """Spend on this budget that is waiting to be written to the store."""
         return self._pending.get((scope, period_id), 0)
+
+    def remember(self, figures: BudgetFigures) -> None:
+        """Keep a budget's figures as the store last reported them (after a reservation)."""
+        key = (figures.scope, figures.period_id)
+        self._known[key] = figures
+        self._known.move_to_end(key)
+        while len(self._known) > self.max_known:
+            self._known.popitem(last=False)
+
+    def last_known(self, scope: str, period_id: str) -> BudgetFigures | None:
+        """The budget's figures as the store last reported them to this process, if any."""
+        return self._known.get((scope, period_id))
 
     async def flush(self, store: Store) -> int:
         """Replay in order until done or the store fails again; returns how many were written.

@@ -2,7 +2,8 @@
 
 A key whose `onStoreUnavailable` is `allow` keeps being served and its spend reaches Redis
 once the server is back, exactly once; a `deny` key is refused with 503 while Redis is away
-and served again afterwards, with no restart of anything.
+and served again afterwards, with no restart of anything. An `allow` key's budget stays
+enforced through the outage from the figures the gateway last saw plus its queued spend.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tests.support.redis import RedisServer
 
 ALLOW = "outage-allow"
 DENY = "outage-deny"
+LOCAL = "outage-local"
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
             governed_key(ALLOW, budget={"maxUSD": "1.00", "period": "total"}),
             governed_key(DENY, budget={"maxUSD": "1.00", "period": "total"},
                          onStoreUnavailable="deny"),
+            governed_key(LOCAL, budget={"maxUSD": "0.06", "period": "total"},
+                         onStoreUnavailable="allow"),
         ],
         store={"url": redis_server.url},
     )
@@ -102,3 +106,31 @@ def test_allow_keys_are_served_through_an_outage_and_their_spend_is_written_back
         r.headers["x-request-id"] for r in (before, in_flight.result(), *during))
     assert sum(usd(r["cost_usd"]) for r in allowed) == Decimal("0.05")
     assert [r["outcome"] for r in records if r["key"] == DENY] == ["ok"]
+
+
+def test_allow_keys_budget_is_enforced_from_last_known_figures_during_an_outage(
+        gateway: GatewayProcess, redis_server: RedisServer, openai_upstream: FakeOpenAI):
+    openai_upstream.set_usage(prompt_tokens=7, completion_tokens=10)  # $0.01 a request
+    body = chat_body(max_tokens=10)  # holds exactly $0.01
+    up = [chat(gateway, LOCAL, body) for _ in range(3)]
+    assert [r.status_code for r in up] == [200, 200, 200]
+    assert _spent(gateway, LOCAL) == (Decimal("0.03"), 0)
+
+    redis_server.kill()
+    try:
+        # last seen: $0.02 spent + $0.01 held by the third request; each local request
+        # queues $0.01, so three more fit the $0.06 budget and the fourth does not
+        during = [chat(gateway, LOCAL, body) for _ in range(4)]
+        assert key_info(gateway, LOCAL).get("storeUnavailable") is True
+    finally:
+        redis_server.start()
+    assert [r.status_code for r in during] == [200, 200, 200, 429]
+    refused = during[-1]
+    assert error_code(refused) == "budget_exceeded"
+    assert "budget exceeded for virtual key 'outage-local'" in refused.json()["error"]["message"]
+
+    wait_until(lambda: _spent(gateway, LOCAL) == (Decimal("0.06"), 0), timeout=5,
+               what="the outage's spend written back to Redis")
+    time.sleep(1.5)  # a second write-back would land within the outbox's 1 s period
+    assert _spent(gateway, LOCAL) == (Decimal("0.06"), 0)
+    assert chat(gateway, LOCAL, body).status_code == 429  # the store agrees: budget used
