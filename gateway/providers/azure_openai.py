@@ -13,35 +13,29 @@ forwarded with `model` set to the base model, streams forced to report usage
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
 from tollgate.gateway.config.models import AzureOpenAIProvider
-from tollgate.gateway.errors import UpstreamServerError, UpstreamUnavailable
-from tollgate.gateway.providers.base import ChatStream, Reply, WireRequest
+from tollgate.gateway.errors import UpstreamUnavailable
 from tollgate.gateway.providers.credentials import Secret, resolve
-from tollgate.gateway.providers.errors import upstream_error
-from tollgate.gateway.providers.openai import error_fields, parse_openai_usage
-from tollgate.gateway.translate.shapes.openai import DONE
+from tollgate.gateway.providers.openai import OpenAIAdapter
 from tollgate.gateway.translate.sse import Event
 from tollgate.gateway.transport import Timeouts, Transport
 
 __all__ = ["AzureOpenAIAdapter"]
 
-_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 
-
-class AzureOpenAIAdapter:
-    """Adapter for `azure-openai` provider entries."""
+class AzureOpenAIAdapter(OpenAIAdapter):
+    """Adapter for `azure-openai` provider entries: the OpenAI adapter with Azure's URLs,
+    credentials and content-filter preamble."""
 
     wire = "openai"
 
-    def __init__(self, config: AzureOpenAIProvider, transport: Transport,
-                 catalog_models: tuple[str, ...]) -> None:
+    def __init__(self, config: AzureOpenAIProvider,  # type: ignore[override]
+                 transport: Transport, catalog_models: tuple[str, ...]) -> None:
         self.name = config.name
         self.type = config.type
         self._transport = transport
@@ -60,9 +54,6 @@ class AzureOpenAIAdapter:
         elif self._secret is not None:
             self._headers["authorization"] = f"Bearer {self._secret.reveal()}"
 
-    def served_models(self) -> tuple[str, ...]:
-        return tuple(self._models)
-
     def _url(self, model: str, operation: str) -> str:
         deployment = self._deployments.get(model, model)
         return (f"{self._base}/openai/deployments/{quote(deployment, safe='')}/{operation}"
@@ -73,77 +64,12 @@ class AzureOpenAIAdapter:
             raise UpstreamUnavailable(f"provider {self.name!r} has no API key or Entra ID "
                                       "token (see its `apiKey` / `entraToken` reference)")
 
-    async def _post(self, url: str, body: dict[str, Any]) -> Reply:
-        self._check_available()
-        reply = await self._transport.post(url, self._headers, orjson.dumps(body),
-                                           self._timeouts)
-        if reply.status >= 300:
-            raise upstream_error(self.name, reply.status, reply.headers,
-                                 error_fields(reply.body, self._secret))
+    def _drop(self, event: Event) -> bool:
+        """Azure's content-filter preamble (`prompt_filter_results`, no choices)."""
+        if b'"prompt_filter_results"' not in event.data:
+            return False
         try:
-            data = orjson.loads(reply.body)
-            usage = parse_openai_usage(data.get("usage"))
-        except (orjson.JSONDecodeError, AttributeError) as exc:
-            raise UpstreamServerError(f"provider {self.name!r} sent a malformed reply") from exc
-        return Reply(body=reply.body, usage=usage, data=data)
-
-    async def chat(self, request: WireRequest, model: str) -> Reply:
-        return await self._post(self._url(model, "chat/completions"),
-                                {**request.body, "model": model})
-
-    async def embeddings(self, body: dict[str, Any], model: str) -> Reply:
-        return await self._post(self._url(model, "embeddings"), {**body, "model": model})
-
-    async def chat_stream(self, request: WireRequest, model: str) -> ChatStream:
-        self._check_available()
-        options = dict(request.body.get("stream_options") or {})
-        options["include_usage"] = True
-        payload = {**request.body, "model": model, "stream": True, "stream_options": options}
-        reply = await self._transport.open_stream(
-            self._url(model, "chat/completions"), {**self._headers, "accept": "text/event-stream"},
-            orjson.dumps(payload), self._timeouts)
-        if reply.status >= 300:
-            try:
-                raw = await reply.read()
-            finally:
-                reply.close()
-            raise upstream_error(self.name, reply.status, reply.headers,
-                                 error_fields(raw, self._secret))
-        stream = ChatStream(closer=reply.close)
-        return stream.bind(self._events(reply.lines(), stream, request.usage_event))
-
-    async def _events(self, lines: AsyncIterator[bytes], stream: ChatStream,
-                      usage_event: bool) -> AsyncIterator[Event]:
-        async for line in lines:
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                yield DONE
-                return
-            event = Event(data)
-            if _USAGE_OBJECT.search(data):
-                try:
-                    chunk = event.json()
-                except orjson.JSONDecodeError:
-                    chunk = {}
-                usage = parse_openai_usage(chunk.get("usage")) if isinstance(chunk, dict) \
-                    else None
-                if usage is not None:
-                    stream.usage = usage
-                    if not usage_event and not chunk.get("choices"):
-                        continue
-            if isinstance(event_json := _maybe_json(event), dict) and \
-                    not event_json.get("choices") and "usage" not in event_json:
-                continue  # Azure's content-filter preamble (`prompt_filter_results`, no choices)
-            yield event
-        raise UpstreamServerError(f"provider {self.name!r} ended the stream without [DONE]")
-
-
-def _maybe_json(event: Event) -> Any:
-    if b'"prompt_filter_results"' not in event.data:
-        return None
-    try:
-        return event.json()
-    except orjson.JSONDecodeError:
-        return None
+            chunk: Any = event.json()
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(chunk, dict) and not chunk.get("choices") and "usage" not in chunk

@@ -104,11 +104,17 @@ class OpenAIAdapter:
                 f"provider {self.name!r} has no API key configured (see its `apiKey` reference)"
             )
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Reply:
+    def _url(self, model: str, operation: str) -> str:
+        """Where `operation` ("chat/completions", "embeddings") for `model` is served."""
+        return f"{self._base}/{operation}"
+
+    def _drop(self, event: Event) -> bool:
+        """A stream event the provider adds that no OpenAI client expects (none here)."""
+        return False
+
+    async def _post(self, url: str, body: dict[str, Any]) -> Reply:
         self._check_available()
-        reply = await self._transport.post(
-            self._base + path, self._headers, orjson.dumps(body), self._timeouts
-        )
+        reply = await self._transport.post(url, self._headers, orjson.dumps(body), self._timeouts)
         if reply.status >= 300:
             raise upstream_error(self.name, reply.status, reply.headers,
                                  error_fields(reply.body, self._secret))
@@ -120,10 +126,11 @@ class OpenAIAdapter:
         return Reply(body=reply.body, usage=usage, data=data)
 
     async def chat(self, request: WireRequest, model: str) -> Reply:
-        return await self._post("/chat/completions", {**request.body, "model": model})
+        return await self._post(self._url(model, "chat/completions"),
+                                {**request.body, "model": model})
 
     async def embeddings(self, body: dict[str, Any], model: str) -> Reply:
-        return await self._post("/embeddings", {**body, "model": model})
+        return await self._post(self._url(model, "embeddings"), {**body, "model": model})
 
     async def chat_stream(self, request: WireRequest, model: str) -> ChatStream:
         self._check_available()
@@ -133,7 +140,7 @@ class OpenAIAdapter:
         payload = {**body, "model": model, "stream": True, "stream_options": options}
         headers = {**self._headers, "accept": "text/event-stream"}
         reply = await self._transport.open_stream(
-            self._base + "/chat/completions", headers, orjson.dumps(payload), self._timeouts
+            self._url(model, "chat/completions"), headers, orjson.dumps(payload), self._timeouts
         )
         if reply.status >= 300:
             try:
@@ -167,5 +174,7 @@ class OpenAIAdapter:
                     stream.usage = usage
                     if not usage_event and not chunk.get("choices"):
                         continue  # nobody downstream wants the usage-only chunk
+            if self._drop(event):
+                continue
             yield event
         raise UpstreamServerError(f"provider {self.name!r} ended the stream without [DONE]")
