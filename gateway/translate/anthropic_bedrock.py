@@ -36,16 +36,19 @@ from typing import Any
 
 import orjson
 
-from tollgate.gateway.errors import InvalidRequest, UpstreamServerError
+from tollgate.gateway.errors import UpstreamServerError
 from tollgate.gateway.pricing import Usage
 from tollgate.gateway.translate.base import Context, Reply, WireRequest
 from tollgate.gateway.translate.shapes.anthropic import (
     block_delta,
     block_start,
     block_stop,
+    custom_tools,
+    input_schema,
     message_delta,
     message_start,
     message_stop,
+    unsupported,
     usage_json,
 )
 from tollgate.gateway.translate.sse import Event
@@ -73,10 +76,6 @@ _CACHE_POINT = {"cachePoint": {"type": "default"}}
 _ZERO_USAGE = {"input_tokens": 0, "output_tokens": 0}
 
 
-def _invalid(message: str, param: str) -> InvalidRequest:
-    return InvalidRequest(message, param=param, code="unsupported_for_provider")
-
-
 def is_anthropic_model(model: str) -> bool:
     return "anthropic." in model or model.startswith("anthropic")
 
@@ -84,12 +83,12 @@ def is_anthropic_model(model: str) -> bool:
 def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
     source = block.get("source") or {}
     if source.get("type") != "base64":
-        raise _invalid(f"`{where}.source`: Bedrock takes images as base64 data, not "
+        raise unsupported(f"`{where}.source`: Bedrock takes images as base64 data, not "
                        f"{source.get('type')!r} sources", where)
     media_type = str(source.get("media_type") or "")
     image_format = _IMAGE_FORMATS.get(media_type)
     if image_format is None:
-        raise _invalid(f"`{where}.source.media_type` {media_type!r} is not an image format "
+        raise unsupported(f"`{where}.source.media_type` {media_type!r} is not an image format "
                        "Bedrock accepts (png, jpeg, gif, webp)", where)
     return {"image": {"format": image_format, "source": {"bytes": source.get("data")}}}
 
@@ -107,12 +106,12 @@ def _document(block: dict[str, Any], where: str, index: int) -> dict[str, Any]:
     if kind == "text":
         return {"text": str(source.get("data", ""))}
     if kind != "base64":
-        raise _invalid(f"`{where}.source`: Bedrock takes documents as base64 data, not "
+        raise unsupported(f"`{where}.source`: Bedrock takes documents as base64 data, not "
                        f"{kind!r} sources", where)
     media_type = str(source.get("media_type") or "")
     document_format = _DOCUMENT_FORMATS.get(media_type)
     if document_format is None:
-        raise _invalid(f"`{where}.source.media_type` {media_type!r} is not a document format "
+        raise unsupported(f"`{where}.source.media_type` {media_type!r} is not a document format "
                        "this gateway sends to Bedrock", where)
     return {"document": {"format": document_format, "name": _document_name(block, index),
                          "source": {"bytes": source.get("data")}}}
@@ -131,7 +130,7 @@ def _tool_result(block: dict[str, Any], where: str) -> dict[str, Any]:
             elif kind == "document":
                 parts.append(_document(part, f"{where}.content[{i}]", i))
             else:
-                raise _invalid(f"`{where}.content[{i}]`: {kind!r} cannot be sent in a tool "
+                raise unsupported(f"`{where}.content[{i}]`: {kind!r} cannot be sent in a tool "
                                "result to Bedrock", f"{where}.content[{i}]")
     else:
         parts.append({"text": "" if content is None else str(content)})
@@ -146,7 +145,7 @@ def _content(content: Any, where: str, role: str) -> tuple[list[dict[str, Any]],
     if isinstance(content, str):
         return ([{"text": content}] if content else []), False
     if not isinstance(content, list):
-        raise _invalid(f"`{where}` must be a string or an array of content blocks", where)
+        raise unsupported(f"`{where}` must be a string or an array of content blocks", where)
     blocks: list[dict[str, Any]] = []
     tools = False
     for i, block in enumerate(content):
@@ -176,7 +175,7 @@ def _content(content: Any, where: str, role: str) -> tuple[list[dict[str, Any]],
         elif kind == "redacted_thinking" and role == "assistant":
             blocks.append({"reasoningContent": {"redactedContent": block.get("data", "")}})
         else:
-            raise _invalid(f"`{at}`: content block type {kind!r} cannot be sent to Bedrock", at)
+            raise unsupported(f"`{at}`: content block type {kind!r} cannot be sent to Bedrock", at)
         if isinstance(block, dict) and block.get("cache_control") and blocks:
             blocks.append(dict(_CACHE_POINT))
     return blocks, tools
@@ -186,11 +185,11 @@ def _system(system: Any) -> list[dict[str, Any]]:
     if isinstance(system, str):
         return [{"text": system}] if system else []
     if not isinstance(system, list):
-        raise _invalid("`system` must be a string or an array of text blocks", "system")
+        raise unsupported("`system` must be a string or an array of text blocks", "system")
     blocks: list[dict[str, Any]] = []
     for i, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":
-            raise _invalid(f"`system[{i}]` must be a text block", f"system[{i}]")
+            raise unsupported(f"`system[{i}]` must be a text block", f"system[{i}]")
         if block.get("text"):
             blocks.append({"text": str(block["text"])})
         if block.get("cache_control") and blocks:
@@ -199,19 +198,12 @@ def _system(system: Any) -> list[dict[str, Any]]:
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        raise _invalid("`tools` must be an array", "tools")
     specs: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise _invalid(f"`tools[{i}]`: the server tool {kind!r} exists only on Anthropic",
-                           f"tools[{i}]")
+    for tool in custom_tools(tools):
         spec: dict[str, Any] = {"name": tool.get("name")}
         if tool.get("description"):
             spec["description"] = tool["description"]
-        spec["inputSchema"] = {"json": tool.get("input_schema") or {"type": "object",
-                                                                    "properties": {}}}
+        spec["inputSchema"] = {"json": input_schema(tool)}
         specs.append({"toolSpec": spec})
         if tool.get("cache_control"):
             specs.append(dict(_CACHE_POINT))
@@ -227,7 +219,7 @@ def _tool_choice(choice: Any) -> dict[str, Any] | None:
         return {"tool": {"name": choice["name"]}}
     if kind == "none":
         return None
-    raise _invalid("`tool_choice.type` must be 'auto', 'any', 'tool' or 'none'", "tool_choice")
+    raise unsupported("`tool_choice.type` must be 'auto', 'any', 'tool' or 'none'", "tool_choice")
 
 
 def converse_request(body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -237,7 +229,7 @@ def converse_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     for i, message in enumerate(body.get("messages") or ()):
         role = message.get("role") if isinstance(message, dict) else None
         if role not in ("user", "assistant"):
-            raise _invalid(f"`messages[{i}].role` must be 'user' or 'assistant'",
+            raise unsupported(f"`messages[{i}].role` must be 'user' or 'assistant'",
                            f"messages[{i}].role")
         blocks, tools = _content(message.get("content"), f"messages[{i}].content", role)
         has_tool_blocks = has_tool_blocks or tools

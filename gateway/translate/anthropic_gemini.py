@@ -36,16 +36,19 @@ from typing import Any
 
 import orjson
 
-from tollgate.gateway.errors import InvalidRequest, UpstreamServerError
+from tollgate.gateway.errors import UpstreamServerError
 from tollgate.gateway.pricing import Usage
 from tollgate.gateway.translate.base import Context, Reply, WireRequest
 from tollgate.gateway.translate.shapes.anthropic import (
     block_delta,
     block_start,
     block_stop,
+    custom_tools,
+    input_schema,
     message_delta,
     message_start,
     message_stop,
+    unsupported,
     usage_json,
 )
 from tollgate.gateway.translate.shapes.gemini import END
@@ -72,10 +75,6 @@ _MODES = {"auto": "AUTO", "any": "ANY", "none": "NONE", "tool": "ANY"}
 _ZERO_USAGE = {"input_tokens": 0, "output_tokens": 0}
 
 
-def _invalid(message: str, param: str) -> InvalidRequest:
-    return InvalidRequest(message, param=param, code="unsupported_for_provider")
-
-
 def _media(block: dict[str, Any], where: str) -> dict[str, Any]:
     source = block.get("source") or {}
     kind = source.get("type")
@@ -88,7 +87,7 @@ def _media(block: dict[str, Any], where: str) -> dict[str, Any]:
         url = str(source.get("url") or "")
         guessed = mimetypes.guess_type(url.split("?", 1)[0])[0]
         return {"fileData": {"mimeType": guessed or "image/jpeg", "fileUri": url}}
-    raise _invalid(f"`{where}.source`: {kind!r} sources cannot be sent to Gemini", where)
+    raise unsupported(f"`{where}.source`: {kind!r} sources cannot be sent to Gemini", where)
 
 
 def _tool_names(messages: Any) -> dict[str, str]:
@@ -107,7 +106,7 @@ def _tool_result(block: dict[str, Any], where: str,
     tool_id = str(block.get("tool_use_id", ""))
     name = names.get(tool_id)
     if name is None:
-        raise _invalid(f"`{where}.tool_use_id` {tool_id!r} answers no tool_use block of this "
+        raise unsupported(f"`{where}.tool_use_id` {tool_id!r} answers no tool_use block of this "
                        "conversation (Gemini matches tool results by function name)", where)
     content = block.get("content")
     texts: list[str] = []
@@ -120,7 +119,7 @@ def _tool_result(block: dict[str, Any], where: str,
             elif kind in ("image", "document"):
                 extra.append(_media(part, f"{where}.content[{i}]"))
             else:
-                raise _invalid(f"`{where}.content[{i}]`: {kind!r} cannot be sent in a tool "
+                raise unsupported(f"`{where}.content[{i}]`: {kind!r} cannot be sent in a tool "
                                "result to Gemini", f"{where}.content[{i}]")
     elif content is not None:
         texts.append(str(content))
@@ -133,7 +132,7 @@ def _parts(content: Any, where: str, role: str, names: dict[str, str]) -> list[d
     if isinstance(content, str):
         return [{"text": content}] if content else []
     if not isinstance(content, list):
-        raise _invalid(f"`{where}` must be a string or an array of content blocks", where)
+        raise unsupported(f"`{where}` must be a string or an array of content blocks", where)
     parts: list[dict[str, Any]] = []
     for i, block in enumerate(content):
         at = f"{where}[{i}]"
@@ -151,7 +150,7 @@ def _parts(content: Any, where: str, role: str, names: dict[str, str]) -> list[d
         elif kind in ("thinking", "redacted_thinking") and role == "assistant":
             continue
         else:
-            raise _invalid(f"`{at}`: content block type {kind!r} cannot be sent to Gemini", at)
+            raise unsupported(f"`{at}`: content block type {kind!r} cannot be sent to Gemini", at)
     return parts
 
 
@@ -159,30 +158,23 @@ def _system(system: Any) -> list[dict[str, Any]]:
     if isinstance(system, str):
         return [{"text": system}] if system else []
     if not isinstance(system, list):
-        raise _invalid("`system` must be a string or an array of text blocks", "system")
+        raise unsupported("`system` must be a string or an array of text blocks", "system")
     parts = []
     for i, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":
-            raise _invalid(f"`system[{i}]` must be a text block", f"system[{i}]")
+            raise unsupported(f"`system[{i}]` must be a text block", f"system[{i}]")
         if block.get("text"):
             parts.append({"text": str(block["text"])})
     return parts
 
 
 def _declarations(tools: Any) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        raise _invalid("`tools` must be an array", "tools")
     declarations = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise _invalid(f"`tools[{i}]`: the server tool {kind!r} exists only on Anthropic",
-                           f"tools[{i}]")
+    for tool in custom_tools(tools):
         declaration: dict[str, Any] = {"name": tool.get("name")}
         if tool.get("description"):
             declaration["description"] = tool["description"]
-        declaration["parametersJsonSchema"] = tool.get("input_schema") or {
-            "type": "object", "properties": {}}
+        declaration["parametersJsonSchema"] = input_schema(tool)
         declarations.append(declaration)
     return declarations
 
@@ -191,7 +183,7 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
     kind = choice.get("type") if isinstance(choice, dict) else None
     mode = _MODES.get(kind) if isinstance(kind, str) else None
     if mode is None or (kind == "tool" and not isinstance(choice.get("name"), str)):
-        raise _invalid("`tool_choice.type` must be 'auto', 'any', 'tool' or 'none'",
+        raise unsupported("`tool_choice.type` must be 'auto', 'any', 'tool' or 'none'",
                        "tool_choice")
     if mode == "AUTO":
         return None
@@ -209,7 +201,7 @@ def gemini_request(body: dict[str, Any]) -> dict[str, Any]:
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
         if role not in ("user", "assistant"):
-            raise _invalid(f"`messages[{i}].role` must be 'user' or 'assistant'",
+            raise unsupported(f"`messages[{i}].role` must be 'user' or 'assistant'",
                            f"messages[{i}].role")
         parts = _parts(message.get("content"), f"messages[{i}].content", role, names)
         if not parts:

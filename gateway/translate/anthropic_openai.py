@@ -24,16 +24,19 @@ from typing import Any
 
 import orjson
 
-from tollgate.gateway.errors import InvalidRequest, UpstreamServerError
+from tollgate.gateway.errors import UpstreamServerError
 from tollgate.gateway.pricing import Usage
 from tollgate.gateway.translate.base import Context, Reply, WireRequest
 from tollgate.gateway.translate.shapes.anthropic import (
     block_delta,
     block_start,
     block_stop,
+    custom_tools,
+    input_schema,
     message_delta,
     message_start,
     message_stop,
+    unsupported,
     usage_json,
 )
 from tollgate.gateway.translate.sse import Event
@@ -52,20 +55,16 @@ _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 _NO_USAGE = {"input_tokens": 0, "output_tokens": 0}
 
 
-def _invalid(message: str, param: str) -> InvalidRequest:
-    return InvalidRequest(message, param=param, code="unsupported_for_provider")
-
-
 def _text_of(blocks: Any, where: str) -> str:
     """The text of a string or of a list of text blocks (system prompts, tool results)."""
     if isinstance(blocks, str):
         return blocks
     if not isinstance(blocks, list):
-        raise _invalid(f"`{where}` must be a string or an array of text blocks", where)
+        raise unsupported(f"`{where}` must be a string or an array of text blocks", where)
     texts = []
     for i, block in enumerate(blocks):
         if not isinstance(block, dict) or block.get("type") != "text":
-            raise _invalid(f"`{where}[{i}]` must be a text block", f"{where}[{i}]")
+            raise unsupported(f"`{where}[{i}]` must be a text block", f"{where}[{i}]")
         texts.append(str(block.get("text", "")))
     return "\n\n".join(texts)
 
@@ -78,7 +77,7 @@ def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
     elif kind == "url":
         url = source.get("url")
     else:
-        raise _invalid(f"`{where}.source`: image source {kind!r} cannot be sent to this "
+        raise unsupported(f"`{where}.source`: image source {kind!r} cannot be sent to this "
                        "provider", where)
     return {"type": "image_url", "image_url": {"url": url}}
 
@@ -93,7 +92,7 @@ def _document(block: dict[str, Any], where: str) -> dict[str, Any]:
             "file_data": f"data:{media_type};base64,{source.get('data')}"}}
     if kind == "text":
         return {"type": "text", "text": str(source.get("data", ""))}
-    raise _invalid(f"`{where}.source`: document source {kind!r} cannot be sent to this "
+    raise unsupported(f"`{where}.source`: document source {kind!r} cannot be sent to this "
                    "provider", where)
 
 
@@ -117,7 +116,7 @@ def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], lis
             elif kind == "image":
                 images.append(_image(part, f"{where}.content[{i}]"))
             else:
-                raise _invalid(f"`{where}.content[{i}]`: {kind!r} cannot be sent in a tool "
+                raise unsupported(f"`{where}.content[{i}]`: {kind!r} cannot be sent in a tool "
                                "result to this provider", f"{where}.content[{i}]")
         text = "\n\n".join(texts)
     else:
@@ -131,7 +130,7 @@ def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     if not isinstance(content, list):
-        raise _invalid(f"`{where}` must be a string or an array of content blocks", where)
+        raise unsupported(f"`{where}` must be a string or an array of content blocks", where)
     tools: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for i, block in enumerate(content):
@@ -144,7 +143,7 @@ def _user_messages(content: Any, where: str) -> list[dict[str, Any]]:
             continue
         convert = _USER_BLOCKS.get(kind) if isinstance(kind, str) else None
         if convert is None:
-            raise _invalid(f"`{at}`: content block type {kind!r} cannot be sent to this "
+            raise unsupported(f"`{at}`: content block type {kind!r} cannot be sent to this "
                            "provider", at)
         parts.append(convert(block, at))
     return tools + ([{"role": "user", "content": parts}] if parts else [])
@@ -154,7 +153,7 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any] | None:
     if isinstance(content, str):
         return {"role": "assistant", "content": content} if content else None
     if not isinstance(content, list):
-        raise _invalid(f"`{where}` must be a string or an array of content blocks", where)
+        raise unsupported(f"`{where}` must be a string or an array of content blocks", where)
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     for i, block in enumerate(content):
@@ -166,7 +165,7 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any] | None:
                 "name": str(block.get("name", "")),
                 "arguments": orjson.dumps(block.get("input") or {}).decode()}})
         elif kind not in ("thinking", "redacted_thinking"):
-            raise _invalid(f"`{where}[{i}]`: content block type {kind!r} cannot be sent to "
+            raise unsupported(f"`{where}[{i}]`: content block type {kind!r} cannot be sent to "
                            "this provider", f"{where}[{i}]")
     if not texts and not calls:
         return None
@@ -177,19 +176,12 @@ def _assistant_message(content: Any, where: str) -> dict[str, Any] | None:
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        raise _invalid("`tools` must be an array", "tools")
     converted = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise _invalid(f"`tools[{i}]`: the server tool {kind!r} exists only on Anthropic",
-                           f"tools[{i}]")
+    for tool in custom_tools(tools):
         function: dict[str, Any] = {"name": tool.get("name")}
         if tool.get("description"):
             function["description"] = tool["description"]
-        function["parameters"] = tool.get("input_schema") or {"type": "object",
-                                                              "properties": {}}
+        function["parameters"] = input_schema(tool)
         converted.append({"type": "function", "function": function})
     return converted
 
@@ -202,7 +194,7 @@ def _tool_choice(choice: Any) -> tuple[Any, bool]:
         return _TOOL_CHOICE[kind], parallel
     if kind == "tool" and isinstance(choice.get("name"), str):
         return {"type": "function", "function": {"name": choice["name"]}}, parallel
-    raise _invalid("`tool_choice.type` must be 'auto', 'any', 'tool' or 'none'", "tool_choice")
+    raise unsupported("`tool_choice.type` must be 'auto', 'any', 'tool' or 'none'", "tool_choice")
 
 
 def _arguments(text: Any) -> dict[str, Any]:
@@ -254,7 +246,7 @@ class AnthropicToOpenAI:
                 if turn is not None:
                     messages.append(turn)
             else:
-                raise _invalid(f"`messages[{i}].role` must be 'user' or 'assistant'",
+                raise unsupported(f"`messages[{i}].role` must be 'user' or 'assistant'",
                                f"messages[{i}].role")
         wire: dict[str, Any] = {"messages": messages,
                                 "max_completion_tokens": body.get("max_tokens")}

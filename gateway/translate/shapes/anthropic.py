@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tollgate.gateway.errors import TollgateError
+from tollgate.gateway.errors import InvalidRequest, TollgateError
 from tollgate.gateway.pricing import Usage
 from tollgate.gateway.translate.sse import Event, encode
 
 __all__ = [
     "AnthropicOutbound",
+    "custom_tools",
+    "input_schema",
+    "unsupported",
     "block_delta",
     "block_start",
     "block_stop",
@@ -27,6 +30,29 @@ __all__ = [
 ]
 
 _LIFECYCLE = frozenset({"message_start", "content_block_start", "ping"})
+
+
+def unsupported(message: str, param: str) -> InvalidRequest:
+    """A request another provider's wire cannot carry (400, code `unsupported_for_provider`)."""
+    return InvalidRequest(message, param=param, code="unsupported_for_provider")
+
+
+def custom_tools(tools: Any) -> list[dict[str, Any]]:
+    """An Anthropic `tools` array, checked for what other wires can carry: client tools only
+    (server tools such as web search run on Anthropic's side and nowhere else)."""
+    if not isinstance(tools, list):
+        raise unsupported("`tools` must be an array", "tools")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise unsupported(f"`tools[{i}]`: the server tool {kind!r} exists only on Anthropic",
+                              f"tools[{i}]")
+    return tools
+
+
+def input_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool's JSON Schema for its input; a tool without one takes an empty object."""
+    return tool.get("input_schema") or {"type": "object", "properties": {}}
 
 
 def commits(event: Event) -> bool:
